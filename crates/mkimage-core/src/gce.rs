@@ -1,0 +1,182 @@
+//! The Google Compute Engine import tarball: a gzip-compressed tar holding one member,
+//! `disk.raw`, in the old-GNU format with a sparse (`'S'`) entry, the way
+//! `tar --format=oldgnu -Sczf` writes it and as GCE's image import expects.
+//!
+//! Only the data extents of the disk travel: the sparse map lists them and the archive holds
+//! their bytes, so time and memory scale with the kernel, never with the disk. Header fields
+//! follow GNU tar 1.34 byte for byte where it matters to readers: octal fields with leading
+//! zeros, the checksum as six octal digits, NUL and space, device numbers, atime and ctime left
+//! empty, a final zero-length map entry at the disk size, and the archive padded to a whole
+//! 10 KiB record. No PAX headers are ever written. The gzip header carries no name and
+//! modification time 0.
+
+use std::io::{self, Write};
+
+use flate2::{Compression, GzBuilder};
+use tar::{GnuExtSparseHeader, GnuHeader, GnuSparseHeader};
+
+use crate::Error;
+use crate::image::Image;
+use crate::size::GIB;
+
+/// The one member GCE accepts.
+pub const MEMBER_NAME: &str = "disk.raw";
+/// tar block size.
+pub const BLOCK: usize = 512;
+/// GNU tar's default record size (blocking factor 20); archives are padded to a multiple of it.
+pub const RECORD: u64 = 20 * BLOCK as u64;
+/// Sparse map entries that fit in the main old-GNU header.
+const HEADER_SPARSE_SLOTS: usize = 4;
+/// Sparse map entries per extension header.
+const EXT_SPARSE_SLOTS: usize = 21;
+/// File mode of `disk.raw`.
+pub const MEMBER_MODE: u32 = 0o644;
+/// Owner and group name recorded (uid and gid are 0).
+pub const OWNER_NAME: &str = "root";
+/// Type flag of an old-GNU sparse file.
+const TYPE_GNU_SPARSE: u8 = b'S';
+/// gzip compression level: the `gzip` default, the size/speed balance GCE users expect.
+pub const GZIP_LEVEL: u32 = 6;
+/// gzip "operating system" byte: 255, unknown, so the output does not depend on the build host.
+const GZIP_OS_UNKNOWN: u8 = 255;
+
+/// Checks that a disk size is acceptable to GCE (a whole, non-zero number of GiB).
+pub fn check_disk_size(size: u64) -> Result<(), Error> {
+    if size == 0 || !size.is_multiple_of(GIB) {
+        return Err(Error::GceSizeNotWholeGib { size });
+    }
+    Ok(())
+}
+
+/// Counts the bytes that reach the destination.
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Fills a tar checksum field the way GNU tar does: six octal digits, NUL, space.
+fn set_gnu_checksum(header: &mut GnuHeader) {
+    header.cksum = *b"        ";
+    let sum: u32 = header
+        .as_header()
+        .as_bytes()
+        .iter()
+        .map(|&b| u32::from(b))
+        .sum();
+    let digits = format!("{sum:06o}");
+    header.cksum[..6].copy_from_slice(&digits.as_bytes()[digits.len() - 6..]);
+    header.cksum[6] = 0;
+    header.cksum[7] = b' ';
+}
+
+/// The sparse map of an image: its data extents plus GNU tar's closing zero-length entry at the
+/// disk size when the disk ends in a hole.
+fn sparse_map(image: &Image) -> Vec<(u64, u64)> {
+    let mut map: Vec<(u64, u64)> = image
+        .data_extents()
+        .iter()
+        .map(|e| (e.offset, e.len))
+        .collect();
+    if map
+        .last()
+        .is_none_or(|&(offset, len)| offset + len < image.disk_size())
+    {
+        map.push((image.disk_size(), 0));
+    }
+    map
+}
+
+/// The header blocks of the member: the old-GNU header and as many extension headers as the
+/// sparse map needs.
+fn header_blocks(image: &Image) -> Result<Vec<u8>, Error> {
+    let map = sparse_map(image);
+    let stored: u64 = map.iter().map(|&(_, len)| len).sum();
+    let mut block = tar::Header::new_gnu();
+    let header = block
+        .as_gnu_mut()
+        .ok_or_else(|| Error::Internal("tar header is not GNU".into()))?;
+    {
+        let h = header.as_header_mut();
+        h.set_path(MEMBER_NAME)
+            .map_err(|e| Error::Internal(format!("tar header: {e}")))?;
+        h.set_mode(MEMBER_MODE);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(stored);
+        h.set_mtime(image.plan().timestamp.unix());
+        h.set_entry_type(tar::EntryType::new(TYPE_GNU_SPARSE));
+        h.set_username(OWNER_NAME)
+            .map_err(|e| Error::Internal(format!("tar header: {e}")))?;
+        h.set_groupname(OWNER_NAME)
+            .map_err(|e| Error::Internal(format!("tar header: {e}")))?;
+    }
+    // GNU tar leaves the device numbers empty for regular files.
+    header.dev_major = [0; 8];
+    header.dev_minor = [0; 8];
+    header.set_real_size(image.disk_size());
+    let (first, rest) = map.split_at(map.len().min(HEADER_SPARSE_SLOTS));
+    for (slot, &(offset, len)) in header.sparse.iter_mut().zip(first) {
+        slot.set_offset(offset);
+        slot.set_length(len);
+    }
+    header.set_is_extended(!rest.is_empty());
+    set_gnu_checksum(header);
+    let mut blocks = header.as_header().as_bytes().to_vec();
+    let chunks: Vec<&[(u64, u64)]> = rest.chunks(EXT_SPARSE_SLOTS).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut ext = GnuExtSparseHeader::new();
+        for (slot, &(offset, len)) in ext.sparse.iter_mut().zip(chunk.iter()) {
+            let entry: &mut GnuSparseHeader = slot;
+            entry.set_offset(offset);
+            entry.set_length(len);
+        }
+        ext.set_is_extended(i + 1 < chunks.len());
+        blocks.extend_from_slice(ext.as_bytes());
+    }
+    Ok(blocks)
+}
+
+/// Writes the tarball of `image` to `out`. Refuses, before writing anything, a disk size that
+/// is not a whole number of GiB. Returns the number of compressed bytes written.
+pub(crate) fn write_tarball<W: Write>(image: &Image, out: W) -> Result<u64, Error> {
+    check_disk_size(image.disk_size())?;
+    let headers = header_blocks(image)?;
+    let mut gz = GzBuilder::new()
+        .mtime(0)
+        .operating_system(GZIP_OS_UNKNOWN)
+        .write(
+            Counting {
+                inner: out,
+                count: 0,
+            },
+            Compression::new(GZIP_LEVEL),
+        );
+    gz.write_all(&headers).map_err(Error::write)?;
+    image
+        .for_each_chunk(|_, data| gz.write_all(data))
+        .map_err(Error::write)?;
+    // Data extents are whole sectors, so the member data already ends on a block boundary.
+    let archive_len = headers.len() as u64 + image.data_len();
+    debug_assert_eq!(archive_len % BLOCK as u64, 0);
+    // Two zero blocks end the archive; pad to a whole record like GNU tar.
+    let end = (archive_len + 2 * BLOCK as u64).div_ceil(RECORD) * RECORD;
+    let zeros = [0u8; BLOCK];
+    for _ in 0..(end - archive_len) / BLOCK as u64 {
+        gz.write_all(&zeros).map_err(Error::write)?;
+    }
+    let mut counting = gz.finish().map_err(Error::write)?;
+    counting.flush().map_err(Error::write)?;
+    Ok(counting.count)
+}

@@ -1,0 +1,169 @@
+//! Identifiers an image carries (MBR disk signature, GPT disk and partition GUIDs, FAT volume id),
+//! derived from the build inputs so that the same inputs always give the same identifiers.
+//!
+//! Derivation: a 32-byte *identity* is SHA-256 over a domain-separation tag followed by
+//! length-prefixed fields. Without a seed the fields are the SHA-256 of the kernel bytes, the
+//! kernel's command line, the partition-table kind and the disk size; with a seed they are the
+//! seed alone, so a caller can keep a disk's identifiers stable across kernel versions (or give
+//! two images of one kernel different ones). Each identifier is then SHA-256(identity ‖ label)
+//! truncated to its width, with a distinct label per identifier. GUIDs are laid out as RFC 9562
+//! version 8 ("custom") UUIDs: version nibble 8, variant bits `10`.
+
+use sha2::{Digest, Sha256};
+
+/// Domain-separation tag of identity derivation; bump it if the derivation ever changes.
+const IDENTITY_TAG: &[u8] = b"unikernel-mkimage identity v1";
+
+/// The root from which every identifier of one image is derived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity([u8; 32]);
+
+/// A GPT GUID in its canonical (RFC 9562, big-endian field) byte order.
+pub type Guid = [u8; 16];
+
+impl Identity {
+    /// Derives the identity of an image from its content (no seed given).
+    pub fn from_content(
+        kernel_sha256: &[u8; 32],
+        cmdline: &str,
+        table: &str,
+        disk_size: u64,
+    ) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(IDENTITY_TAG);
+        for field in [
+            &b"content"[..],
+            kernel_sha256,
+            cmdline.as_bytes(),
+            table.as_bytes(),
+            &disk_size.to_le_bytes(),
+        ] {
+            hasher.update((field.len() as u64).to_le_bytes());
+            hasher.update(field);
+        }
+        Identity(hasher.finalize().into())
+    }
+
+    /// Derives the identity of an image from a caller-supplied seed.
+    pub fn from_seed(seed: &[u8]) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(IDENTITY_TAG);
+        for field in [&b"seed"[..], seed] {
+            hasher.update((field.len() as u64).to_le_bytes());
+            hasher.update(field);
+        }
+        Identity(hasher.finalize().into())
+    }
+
+    fn derive(&self, label: &str) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(self.0);
+        hasher.update(label.as_bytes());
+        hasher.finalize().into()
+    }
+
+    fn derive_u32(&self, label: &str) -> u32 {
+        let bytes = self.derive(label);
+        u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+    }
+
+    /// The 32-bit MBR disk signature (bytes 440..444 of LBA 0). Never zero, since some tools treat
+    /// zero as "no signature".
+    pub fn mbr_disk_signature(&self) -> u32 {
+        self.derive_u32("mbr disk signature").max(1)
+    }
+
+    /// The FAT volume serial number.
+    pub fn fat_volume_id(&self) -> u32 {
+        self.derive_u32("fat volume id")
+    }
+
+    /// A GUID for the given purpose (`"gpt disk"`, `"gpt partition bios-boot"`, ...).
+    pub fn guid(&self, label: &str) -> Guid {
+        let bytes = self.derive(label);
+        let mut guid = [0u8; 16];
+        guid.copy_from_slice(&bytes[..16]);
+        guid[6] = (guid[6] & 0x0f) | 0x80; // version 8: custom
+        guid[8] = (guid[8] & 0x3f) | 0x80; // variant 10: RFC 9562
+        guid
+    }
+}
+
+/// SHA-256 of a byte string.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// Formats a GUID the canonical way (`8-4-4-4-12` lower-case hex).
+pub fn format_guid(guid: &Guid) -> String {
+    let hex: String = guid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content(kernel: &[u8], cmdline: &str, table: &str, size: u64) -> Identity {
+        Identity::from_content(&sha256(kernel), cmdline, table, size)
+    }
+
+    #[test]
+    fn same_inputs_same_identifiers() {
+        let a = content(b"kernel", "k a b", "mbr", 1 << 30);
+        let b = content(b"kernel", "k a b", "mbr", 1 << 30);
+        assert_eq!(a, b);
+        assert_eq!(a.guid("gpt disk"), b.guid("gpt disk"));
+        assert_eq!(a.mbr_disk_signature(), b.mbr_disk_signature());
+    }
+
+    #[test]
+    fn every_input_changes_the_identity() {
+        let base = content(b"kernel", "k a b", "mbr", 1 << 30);
+        assert_ne!(base, content(b"kernel2", "k a b", "mbr", 1 << 30));
+        assert_ne!(base, content(b"kernel", "k a  b", "mbr", 1 << 30));
+        assert_ne!(base, content(b"kernel", "k a b", "gpt", 1 << 30));
+        assert_ne!(base, content(b"kernel", "k a b", "mbr", 2 << 30));
+        assert_ne!(base, Identity::from_seed(b"kernel"));
+    }
+
+    #[test]
+    fn seed_alone_decides_seeded_identity() {
+        assert_eq!(Identity::from_seed(b"x"), Identity::from_seed(b"x"));
+        assert_ne!(Identity::from_seed(b"x"), Identity::from_seed(b"y"));
+        // Length prefixes keep field boundaries unambiguous.
+        assert_ne!(Identity::from_seed(b""), Identity::from_seed(b"\0"));
+    }
+
+    #[test]
+    fn labels_give_distinct_identifiers() {
+        let id = Identity::from_seed(b"seed");
+        let guids = [
+            id.guid("gpt disk"),
+            id.guid("gpt partition bios-boot"),
+            id.guid("gpt partition esp"),
+        ];
+        assert_ne!(guids[0], guids[1]);
+        assert_ne!(guids[1], guids[2]);
+        assert_ne!(id.mbr_disk_signature(), id.fat_volume_id());
+    }
+
+    #[test]
+    fn guids_are_version_8_rfc_variant() {
+        for seed in 0u32..256 {
+            let guid = Identity::from_seed(&seed.to_le_bytes()).guid("gpt disk");
+            assert_eq!(guid[6] >> 4, 8);
+            assert_eq!(guid[8] >> 6, 0b10);
+            assert_eq!(format_guid(&guid).len(), 36);
+        }
+        let sig = Identity::from_seed(b"").mbr_disk_signature();
+        assert_ne!(sig, 0);
+    }
+}

@@ -1,0 +1,442 @@
+//! Disk layout planning: where the partition table, the boot stage, the FAT partition and every
+//! file of the FAT filesystem lie on the disk. Pure arithmetic, no I/O.
+//!
+//! ```text
+//! MBR layout                          GPT layout
+//! LBA 0      MBR: boot code, table    LBA 0        protective MBR: boot code, 0xEE entry
+//! LBA 1..    boot stage (stage 2,     LBA 1        primary GPT header
+//!            boot record) in the gap  LBA 2..33    primary partition entries (128 x 128 B)
+//! LBA 2048.. FAT partition, to the    LBA 64..2047 BIOS boot partition: the boot stage
+//!            last sector of the disk  LBA 2048..   EFI system partition: FAT
+//!                                     (to a 1 MiB boundary)
+//!                                     last 33      backup entries and backup header
+//! ```
+
+use crate::Error;
+use crate::fat_plan::{FatGeometry, FatPlan, PlannedFile, SECTOR_SIZE};
+use crate::size::{GIB, MIB, TIB};
+
+/// Bytes per logical sector, as a `u64` for offset arithmetic.
+pub const SECTOR: u64 = SECTOR_SIZE as u64;
+/// First LBA of the partition holding the filesystem: 1 MiB, the alignment every modern
+/// partitioning tool uses.
+pub const FAT_PARTITION_LBA: u64 = 2048;
+/// First LBA of the boot-stage area in the MBR layout (the gap after the MBR).
+pub const MBR_BOOT_AREA_LBA: u64 = 1;
+/// First LBA of the BIOS boot partition in the GPT layout. After the 33 sectors of the primary
+/// GPT, rounded up to a 32 KiB boundary.
+pub const BIOS_BOOT_PARTITION_LBA: u64 = 64;
+/// Partition entries in each GPT (the UEFI minimum array size: 128 entries of 128 bytes).
+pub const GPT_ENTRIES: u64 = 128;
+/// Sectors occupied by a GPT partition entry array.
+pub const GPT_ENTRY_SECTORS: u64 = GPT_ENTRIES * 128 / SECTOR;
+/// Sectors the backup GPT occupies at the end of the disk (entries plus header).
+pub const GPT_BACKUP_SECTORS: u64 = GPT_ENTRY_SECTORS + 1;
+/// Largest disk supported: 2 TiB, the limit of 32-bit sector numbers in the MBR and in FAT32.
+pub const MAX_DISK_SIZE: u64 = 2 * TIB;
+/// Default disk size: 1 GiB, like the tool this one replaces.
+pub const DEFAULT_DISK_SIZE: u64 = GIB;
+/// Sectors reserved for the boot stage (stage 2 code and boot record) in either layout.
+pub const BOOT_AREA_SECTORS: u64 = crate::bootstage::BOOT_AREA_SECTORS;
+
+/// Partitioning scheme of the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PartitionTable {
+    /// A classic MBR with one bootable FAT partition.
+    #[default]
+    Mbr,
+    /// A GUID partition table with a BIOS boot partition and an EFI system partition.
+    Gpt,
+}
+
+impl PartitionTable {
+    /// The lower-case name used on the command line and in identity derivation.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PartitionTable::Mbr => "mbr",
+            PartitionTable::Gpt => "gpt",
+        }
+    }
+}
+
+impl std::fmt::Display for PartitionTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A run of sectors: `start` and `count` in 512-byte LBAs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectorRange {
+    /// First LBA.
+    pub start: u64,
+    /// Number of sectors.
+    pub count: u64,
+}
+
+impl SectorRange {
+    /// One past the last LBA.
+    pub const fn end(&self) -> u64 {
+        self.start + self.count
+    }
+
+    /// Byte offset of the first sector.
+    pub const fn byte_offset(&self) -> u64 {
+        self.start * SECTOR
+    }
+
+    /// Length in bytes.
+    pub const fn byte_len(&self) -> u64 {
+        self.count * SECTOR
+    }
+}
+
+/// Where a GPT's structures lie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GptLayout {
+    /// LBA of the primary header (1).
+    pub primary_header: u64,
+    /// Primary partition entry array.
+    pub primary_entries: SectorRange,
+    /// Backup partition entry array.
+    pub backup_entries: SectorRange,
+    /// LBA of the backup header (the last sector).
+    pub backup_header: u64,
+    /// First LBA a partition may use.
+    pub first_usable: u64,
+    /// Last LBA a partition may use.
+    pub last_usable: u64,
+    /// The BIOS boot partition (holds the boot stage).
+    pub bios_boot: SectorRange,
+}
+
+/// A file on the FAT filesystem, placed on the disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileLocation {
+    /// The file as the FAT plan places it (clusters).
+    pub file: PlannedFile,
+    /// The sectors holding its clusters, absolute LBAs (contiguous by construction).
+    pub sectors: SectorRange,
+}
+
+/// The complete disk layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Partitioning scheme.
+    pub table: PartitionTable,
+    /// Disk size in bytes (a multiple of 512).
+    pub disk_size: u64,
+    /// Where the boot stage (stage 2 and boot record) goes.
+    pub boot_area: SectorRange,
+    /// The partition holding the FAT filesystem.
+    pub fat_partition: SectorRange,
+    /// Index of that partition in the partition table (0-based), as reported to the kernel in
+    /// the Multiboot `boot_device` field.
+    pub fat_partition_index: u8,
+    /// GPT structures (GPT layout only).
+    pub gpt: Option<GptLayout>,
+    /// The FAT filesystem's geometry and files.
+    pub fat: FatPlan,
+    /// The kernel file (the first file of the plan).
+    pub kernel: FileLocation,
+    /// The build-information text file (the second file).
+    pub info: FileLocation,
+}
+
+/// What the layout planner needs to know.
+#[derive(Clone, Copy, Debug)]
+pub struct LayoutRequest<'a> {
+    /// Partitioning scheme.
+    pub table: PartitionTable,
+    /// Disk size in bytes.
+    pub disk_size: u64,
+    /// Kernel file name on the FAT filesystem.
+    pub kernel_name: &'a str,
+    /// Kernel size in bytes.
+    pub kernel_size: u64,
+    /// Build-information file name.
+    pub info_name: &'a str,
+    /// Build-information file size in bytes.
+    pub info_size: u64,
+}
+
+impl Layout {
+    /// Plans the layout, or explains why the disk cannot hold it.
+    pub fn plan(req: &LayoutRequest<'_>) -> Result<Layout, Error> {
+        if !req.disk_size.is_multiple_of(SECTOR) {
+            return Err(Error::DiskSizeNotSectorMultiple {
+                size: req.disk_size,
+            });
+        }
+        if req.disk_size > MAX_DISK_SIZE {
+            return Err(Error::DiskTooLarge {
+                size: req.disk_size,
+                max: MAX_DISK_SIZE,
+            });
+        }
+        Self::try_plan(req).ok_or_else(|| Error::DiskTooSmall {
+            size: req.disk_size,
+            needed: Self::minimum_disk_size(req),
+        })
+    }
+
+    /// The smallest whole number of MiB that holds the request (or `MAX_DISK_SIZE + 1` if even
+    /// the largest disk cannot).
+    pub fn minimum_disk_size(req: &LayoutRequest<'_>) -> u64 {
+        // Lower bound: the content itself plus the 1 MiB before the partition.
+        let content_mib = (req.kernel_size.saturating_add(req.info_size)) / MIB + 2;
+        let mut mib = content_mib;
+        while mib * MIB <= MAX_DISK_SIZE {
+            if Self::try_plan(&LayoutRequest {
+                disk_size: mib * MIB,
+                ..*req
+            })
+            .is_some()
+            {
+                return mib * MIB;
+            }
+            // Overheads are a small fraction of the size: step by at least 1 MiB, at most 1/64.
+            mib += (mib / 64).max(1);
+        }
+        MAX_DISK_SIZE + 1
+    }
+
+    fn try_plan(req: &LayoutRequest<'_>) -> Option<Layout> {
+        let total = req.disk_size / SECTOR;
+        let (fat_partition, boot_area, fat_partition_index, gpt) = match req.table {
+            PartitionTable::Mbr => {
+                let part = SectorRange {
+                    start: FAT_PARTITION_LBA,
+                    count: total.checked_sub(FAT_PARTITION_LBA)?,
+                };
+                let boot = SectorRange {
+                    start: MBR_BOOT_AREA_LBA,
+                    count: BOOT_AREA_SECTORS,
+                };
+                (part, boot, 0u8, None)
+            }
+            PartitionTable::Gpt => {
+                let backup_entries_start = total.checked_sub(GPT_BACKUP_SECTORS)?;
+                let last_usable = backup_entries_start.checked_sub(1)?;
+                let bios_boot = SectorRange {
+                    start: BIOS_BOOT_PARTITION_LBA,
+                    count: FAT_PARTITION_LBA - BIOS_BOOT_PARTITION_LBA,
+                };
+                // End the ESP on a 1 MiB boundary too (partitioning tools flag unaligned ends);
+                // the at most 1 MiB left before the backup GPT stays unallocated.
+                let esp_end = (last_usable + 1) / FAT_PARTITION_LBA * FAT_PARTITION_LBA;
+                let esp = SectorRange {
+                    start: FAT_PARTITION_LBA,
+                    count: esp_end.checked_sub(FAT_PARTITION_LBA)?,
+                };
+                let gpt = GptLayout {
+                    primary_header: 1,
+                    primary_entries: SectorRange {
+                        start: 2,
+                        count: GPT_ENTRY_SECTORS,
+                    },
+                    backup_entries: SectorRange {
+                        start: backup_entries_start,
+                        count: GPT_ENTRY_SECTORS,
+                    },
+                    backup_header: total - 1,
+                    first_usable: 2 + GPT_ENTRY_SECTORS,
+                    last_usable,
+                    bios_boot,
+                };
+                let boot = SectorRange {
+                    start: bios_boot.start,
+                    count: BOOT_AREA_SECTORS,
+                };
+                (esp, boot, 1u8, Some(gpt))
+            }
+        };
+        let fat_sectors = u32::try_from(fat_partition.count).ok()?;
+        let geometry = FatGeometry::choose(fat_sectors)?;
+        let fat = FatPlan::place(
+            geometry,
+            &[
+                (req.kernel_name, req.kernel_size),
+                (req.info_name, req.info_size),
+            ],
+        )?;
+        let locate = |file: &PlannedFile| FileLocation {
+            file: file.clone(),
+            sectors: SectorRange {
+                start: fat_partition.start + u64::from(geometry.cluster_sector(file.first_cluster)),
+                count: u64::from(file.clusters) * u64::from(geometry.sectors_per_cluster),
+            },
+        };
+        let kernel = locate(&fat.files[0]);
+        let info = locate(&fat.files[1]);
+        Some(Layout {
+            table: req.table,
+            disk_size: req.disk_size,
+            boot_area,
+            fat_partition,
+            fat_partition_index,
+            gpt,
+            fat,
+            kernel,
+            info,
+        })
+    }
+
+    /// Sectors on the disk.
+    pub const fn total_sectors(&self) -> u64 {
+        self.disk_size / SECTOR
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fat_plan::FatType;
+
+    fn req(table: PartitionTable, disk_size: u64, kernel_size: u64) -> LayoutRequest<'static> {
+        LayoutRequest {
+            table,
+            disk_size,
+            kernel_name: "unikernel.bin",
+            kernel_size,
+            info_name: "build-info.txt",
+            info_size: 200,
+        }
+    }
+
+    #[test]
+    fn mbr_layout_of_one_gib() {
+        let l = Layout::plan(&req(PartitionTable::Mbr, GIB, 225_408)).unwrap();
+        assert_eq!(
+            l.fat_partition,
+            SectorRange {
+                start: 2048,
+                count: 2_097_152 - 2048
+            }
+        );
+        assert_eq!(l.boot_area.start, 1);
+        assert!(l.boot_area.end() <= FAT_PARTITION_LBA);
+        assert_eq!(l.fat_partition_index, 0);
+        assert_eq!(l.fat.geometry.fat_type, FatType::Fat32);
+        // The kernel follows the root directory cluster.
+        let g = &l.fat.geometry;
+        assert_eq!(
+            l.kernel.sectors.start,
+            2048 + u64::from(g.first_data_sector()) + 8
+        );
+        assert_eq!(l.kernel.sectors.count, 56 * 8);
+        assert!(l.gpt.is_none());
+    }
+
+    #[test]
+    fn gpt_layout_of_one_gib() {
+        let l = Layout::plan(&req(PartitionTable::Gpt, GIB, 225_408)).unwrap();
+        let gpt = l.gpt.unwrap();
+        let total = GIB / 512;
+        assert_eq!(
+            gpt.primary_entries,
+            SectorRange {
+                start: 2,
+                count: 32
+            }
+        );
+        assert_eq!(gpt.first_usable, 34);
+        assert_eq!(gpt.backup_header, total - 1);
+        assert_eq!(
+            gpt.backup_entries,
+            SectorRange {
+                start: total - 33,
+                count: 32
+            }
+        );
+        assert_eq!(gpt.last_usable, total - 34);
+        assert_eq!(
+            gpt.bios_boot,
+            SectorRange {
+                start: 64,
+                count: 1984
+            }
+        );
+        assert_eq!(
+            l.fat_partition,
+            SectorRange {
+                start: 2048,
+                count: total - 2048 - 2048
+            }
+        );
+        assert_eq!(l.fat_partition.end() % 2048, 0);
+        assert_eq!(l.boot_area.start, 64);
+        assert!(l.boot_area.end() <= gpt.bios_boot.end());
+        assert_eq!(l.fat_partition_index, 1);
+        // Partitions do not overlap each other or the GPT structures.
+        assert!(gpt.first_usable <= gpt.bios_boot.start);
+        assert!(l.fat_partition.end() <= gpt.backup_entries.start);
+    }
+
+    #[test]
+    fn kernel_stays_inside_the_partition_for_many_sizes() {
+        for table in [PartitionTable::Mbr, PartitionTable::Gpt] {
+            for disk_mib in [
+                4u64, 5, 8, 33, 34, 35, 64, 100, 260, 261, 262, 300, 1024, 4096, 10240,
+            ] {
+                for kernel in [1u64, 511, 512, 513, 4096, 225_408, 1 << 20] {
+                    let Ok(l) = Layout::plan(&req(table, disk_mib * MIB, kernel)) else {
+                        assert!(disk_mib <= 5, "{table} {disk_mib} MiB {kernel}");
+                        continue;
+                    };
+                    assert!(l.kernel.sectors.start >= l.fat_partition.start);
+                    assert!(l.info.sectors.end() <= l.fat_partition.end());
+                    assert!(l.kernel.sectors.byte_len() >= kernel);
+                    assert!(l.kernel.sectors.end() <= l.info.sectors.start);
+                    assert!(l.boot_area.start >= 1 && l.boot_area.end() <= l.fat_partition.start);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn too_small_disks_report_the_minimum() {
+        let small = req(PartitionTable::Mbr, 2 * MIB, 64 * MIB);
+        match Layout::plan(&small) {
+            Err(Error::DiskTooSmall { size, needed }) => {
+                assert_eq!(size, 2 * MIB);
+                assert!(needed > 64 * MIB && needed < 70 * MIB, "{needed}");
+                assert!(
+                    Layout::plan(&LayoutRequest {
+                        disk_size: needed,
+                        ..small
+                    })
+                    .is_ok()
+                );
+                assert!(
+                    Layout::plan(&LayoutRequest {
+                        disk_size: needed - MIB,
+                        ..small
+                    })
+                    .is_err()
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Layout::plan(&req(PartitionTable::Gpt, 0, 1)),
+            Err(Error::DiskTooSmall { .. })
+        ));
+    }
+
+    #[test]
+    fn sizes_outside_the_supported_range_are_refused() {
+        assert!(matches!(
+            Layout::plan(&req(PartitionTable::Mbr, GIB + 1, 1)),
+            Err(Error::DiskSizeNotSectorMultiple { .. })
+        ));
+        assert!(matches!(
+            Layout::plan(&req(PartitionTable::Mbr, MAX_DISK_SIZE + 512, 1)),
+            Err(Error::DiskTooLarge { .. })
+        ));
+        let l = Layout::plan(&req(PartitionTable::Mbr, MAX_DISK_SIZE, 1)).unwrap();
+        assert_eq!(l.fat_partition.end(), 1 << 32);
+        let l = Layout::plan(&req(PartitionTable::Gpt, MAX_DISK_SIZE, 1)).unwrap();
+        assert_eq!(l.fat.geometry.cluster_size(), 32 * 1024);
+    }
+}
