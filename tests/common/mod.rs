@@ -6,7 +6,7 @@
 //! test returns early, unless `MKIMAGE_REQUIRE_TOOLS=1`, in which case the test fails. CI sets
 //! that variable, so a missing tool can never make a test pass silently there.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
