@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::Error;
+use crate::bootstage::{self, BootRecord, FileExtent};
 use crate::fat_plan::check_name;
 use crate::ident::{Identity, sha256};
 use crate::image::Image;
 use crate::layout::{DEFAULT_DISK_SIZE, Layout, LayoutRequest, PartitionTable};
+use crate::multiboot::LoadPlan;
 use crate::time::Timestamp;
 
 /// Largest kernel accepted: 1 GiB. A Multiboot kernel loads below 4 GiB next to the firmware
@@ -183,6 +185,10 @@ pub struct Plan {
     pub timestamp: Timestamp,
     /// Contents of the build-information file.
     pub info_text: String,
+    /// Where the kernel's bytes go in memory and where it starts.
+    pub load: LoadPlan,
+    /// What stage 2 is told to do.
+    pub boot_record: BootRecord,
 }
 
 /// Builds a disk image for a kernel.
@@ -212,6 +218,7 @@ pub struct ImageBuilder {
     disk_size: u64,
     timestamp: Timestamp,
     seed: Option<Vec<u8>>,
+    quiet_boot: bool,
 }
 
 impl ImageBuilder {
@@ -226,6 +233,7 @@ impl ImageBuilder {
             disk_size: DEFAULT_DISK_SIZE,
             timestamp: Timestamp::default(),
             seed: None,
+            quiet_boot: false,
         }
     }
 
@@ -270,6 +278,13 @@ impl ImageBuilder {
         self
     }
 
+    /// Whether the boot stage skips its start line on the serial console (failures are always
+    /// reported).
+    pub fn quiet_boot(mut self, quiet: bool) -> Self {
+        self.quiet_boot = quiet;
+        self
+    }
+
     fn stored_name(&self) -> &str {
         self.name.as_deref().unwrap_or(self.kernel.name())
     }
@@ -300,6 +315,10 @@ impl ImageBuilder {
                 max: MAX_KERNEL_SIZE,
             });
         }
+        let load = LoadPlan::new(bytes).map_err(|source| Error::InvalidKernel {
+            name: name.to_owned(),
+            source,
+        })?;
         let cmdline = std::iter::once(name)
             .chain(self.args.iter().map(String::as_str))
             .collect::<Vec<_>>()
@@ -328,6 +347,7 @@ impl ImageBuilder {
             &kernel_sha256,
             &cmdline,
             self.table,
+            &load,
         );
         let layout = Layout::plan(&LayoutRequest {
             table: self.table,
@@ -337,6 +357,7 @@ impl ImageBuilder {
             info_name: INFO_FILE_NAME,
             info_size: info_text.len() as u64,
         })?;
+        let boot_record = boot_record(&layout, &load, bytes, name, &cmdline, self.quiet_boot)?;
         Ok(Plan {
             layout,
             cmdline,
@@ -344,6 +365,8 @@ impl ImageBuilder {
             identity,
             timestamp: self.timestamp,
             info_text,
+            load,
+            boot_record,
         })
     }
 
@@ -352,6 +375,40 @@ impl ImageBuilder {
         let plan = self.plan()?;
         Image::assemble(plan, &self.kernel.bytes)
     }
+}
+
+/// The boot record for a planned layout: the kernel file is one contiguous extent.
+fn boot_record(
+    layout: &Layout,
+    load: &LoadPlan,
+    kernel: &[u8],
+    name: &str,
+    cmdline: &str,
+    quiet: bool,
+) -> Result<BootRecord, Error> {
+    let extent = FileExtent {
+        file_offset: 0,
+        lba: layout.kernel.sectors.start,
+        len: kernel.len() as u64,
+    };
+    let (runs, zeros) = bootstage::plan_runs(load, &[extent]);
+    let checksum = bootstage::load_checksum(runs.iter().map(|(run, offset)| {
+        let start = *offset as usize;
+        &kernel[start..start + run.len as usize]
+    }));
+    Ok(BootRecord {
+        flags: if quiet { bootstage::FLAG_QUIET } else { 0 },
+        entry: load.entry,
+        runs: runs.into_iter().map(|(run, _)| run).collect(),
+        zeros,
+        cmdline: cmdline.to_owned(),
+        kernel_name: name.to_owned(),
+        loader_name: format!("unikernel-mkimage {TOOL_VERSION}"),
+        boot_partition: layout.fat_partition_index,
+        checksum,
+        kernel_size: kernel.len() as u32,
+        stage2_crc: crc32fast::hash(&bootstage::stage2_sectors()),
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -365,14 +422,26 @@ fn build_info(
     sha: &[u8; 32],
     cmdline: &str,
     table: PartitionTable,
+    load: &LoadPlan,
 ) -> String {
-    format!(
-        "This disk was made by unikernel-mkimage {TOOL_VERSION}.\n\
+    let mut text = format!(
+        "This disk was made by unikernel-mkimage {TOOL_VERSION} (boot stage {}).\n\
          kernel file: {name}\n\
          kernel size: {size} bytes\n\
          kernel sha256: {}\n\
          command line: {cmdline}\n\
-         partition table: {table}\n",
-        hex(sha)
-    )
+         partition table: {table}\n\
+         kernel format: {}, entry point {:#010x}\n",
+        bootstage::stage_version(),
+        hex(sha),
+        load.format,
+        load.entry,
+    );
+    for s in &load.segments {
+        text.push_str(&format!(
+            "load: file bytes {:#x}+{:#x} to {:#010x}, {:#x} bytes in memory\n",
+            s.file_offset, s.file_size, s.addr, s.mem_size
+        ));
+    }
+    text
 }

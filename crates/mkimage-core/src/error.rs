@@ -58,6 +58,23 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// The kernel is not a Multiboot kernel this loader can boot.
+    #[error("kernel {name}")]
+    InvalidKernel {
+        /// The kernel's name (its path when read from a file).
+        name: String,
+        /// What is wrong with it.
+        #[source]
+        source: crate::multiboot::KernelError,
+    },
+    /// The boot record would not fit in its reserved sectors.
+    #[error("the boot record needs {len} bytes; at most {max} fit")]
+    BootRecordTooLarge {
+        /// Bytes needed.
+        len: usize,
+        /// Bytes available.
+        max: usize,
+    },
     /// The kernel's command line is longer than the boot record can carry.
     #[error("the kernel command line is {len} bytes; at most {max} bytes fit in the boot record")]
     CommandLineTooLong {

@@ -42,8 +42,19 @@ impl Image {
     pub(crate) fn assemble(plan: Plan, kernel: &Arc<Vec<u8>>) -> Result<Image, Error> {
         let layout = &plan.layout;
         let mut disk = SparseDisk::new(layout.disk_size);
-        let boot_code = [0u8; crate::partition::MBR_BOOT_CODE_SIZE];
+        crate::bootstage::check_stage2()?;
+        let boot_code = crate::bootstage::patched_mbr_code(layout.boot_area.start)?;
         crate::partition::write_partition_table(&mut disk, layout, &plan.identity, &boot_code)?;
+        let record = plan.boot_record.encode()?;
+        let boot_area = layout.boot_area.byte_offset();
+        let internal = |e: std::io::Error| Error::Internal(format!("writing the boot stage: {e}"));
+        disk.write_at(boot_area, &crate::bootstage::stage2_sectors())
+            .map_err(internal)?;
+        disk.write_at(
+            boot_area + crate::bootstage::STAGE2_SECTORS * crate::layout::SECTOR,
+            &record,
+        )
+        .map_err(internal)?;
         crate::fat_write::write_fat(
             &mut disk,
             layout,

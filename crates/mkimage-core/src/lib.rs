@@ -39,6 +39,7 @@ pub mod gce;
 pub mod ident;
 mod image;
 pub mod layout;
+pub mod multiboot;
 pub mod partition;
 pub mod size;
 mod sparse;

@@ -9,8 +9,6 @@ use crate::ident::{Guid, Identity};
 use crate::layout::{Layout, PartitionTable};
 use crate::sparse::SparseDisk;
 
-/// Bytes of boot code at the start of an MBR (before the disk signature).
-pub const MBR_BOOT_CODE_SIZE: usize = 440;
 /// "Active" flag of an MBR partition entry: the BIOS-era marker of the partition to boot.
 pub const MBR_ACTIVE: u8 = 0x80;
 /// Heads per cylinder of the conventional translated geometry used for CHS fields.
@@ -65,7 +63,7 @@ pub(crate) fn write_partition_table(
     disk: &mut SparseDisk,
     layout: &Layout,
     identity: &Identity,
-    boot_code: &[u8; MBR_BOOT_CODE_SIZE],
+    boot_code: &[u8; crate::bootstage::MBR_CODE_LEN],
 ) -> Result<(), Error> {
     let signature = identity.mbr_disk_signature().to_le_bytes();
     match layout.table {

@@ -473,7 +473,7 @@ fn bad_requests_are_refused_with_their_own_errors() {
         err(ImageBuilder::new(k()).disk_size(4 << 40)),
         Error::DiskTooLarge { .. }
     ));
-    let big = Kernel::from_bytes("k", vec![0u8; 40 << 20]);
+    let big = Kernel::from_bytes("k", kernel(40 << 20));
     match err(ImageBuilder::new(big).disk_size(16 * MIB)) {
         Error::DiskTooSmall { needed, .. } => {
             assert!(needed > 40 * MIB && needed <= 44 * MIB, "{needed}")
