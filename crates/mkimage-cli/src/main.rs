@@ -78,6 +78,9 @@ struct BuildArgs {
     /// instead of from the content.
     #[arg(long, value_name = "STRING")]
     identity_seed: Option<String>,
+    /// Make the boot stage silent on success (failures are always reported on COM1).
+    #[arg(long)]
+    quiet_boot: bool,
     /// Replace OUTPUT if it exists.
     #[arg(long)]
     force: bool,
@@ -150,7 +153,8 @@ fn build(args: BuildArgs) -> Result<(), Failure> {
             Table::Gpt => PartitionTable::Gpt,
         })
         .disk_size(disk_size)
-        .timestamp(timestamp);
+        .timestamp(timestamp)
+        .quiet_boot(args.quiet_boot);
     if let Some(name) = args.name {
         builder = builder.name(name);
     }
