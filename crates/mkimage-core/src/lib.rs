@@ -30,6 +30,11 @@
 //! ```
 #![deny(missing_docs)]
 
+/// The library example in README.md, compiled and run as a doctest.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod bootstage;
 mod builder;
 mod error;
