@@ -51,26 +51,10 @@ struct Fixture {
 }
 
 const FIXTURES: &[Fixture] = &[
-    Fixture {
-        name: "hello",
-        file: "hello.elf",
-        args: &["Hello_Solo5", "--ipv4=10.0.0.2/24"],
-    },
-    Fixture {
-        name: "multiseg32",
-        file: "multiseg32.elf",
-        args: &["a"],
-    },
-    Fixture {
-        name: "higherhalf64",
-        file: "higherhalf64.elf",
-        args: &[],
-    },
-    Fixture {
-        name: "large",
-        file: "large.bin",
-        args: &["big"],
-    },
+    Fixture { name: "hello", file: "hello.elf", args: &["Hello_Solo5", "--ipv4=10.0.0.2/24"] },
+    Fixture { name: "multiseg32", file: "multiseg32.elf", args: &["a"] },
+    Fixture { name: "higherhalf64", file: "higherhalf64.elf", args: &[] },
+    Fixture { name: "large", file: "large.bin", args: &["big"] },
 ];
 
 /// Longest a booting cell may take (the 32 MiB fixture over PIO IDE takes about 10 s alone).
@@ -81,9 +65,7 @@ const FAILURE_DEADLINE: Duration = Duration::from_secs(60);
 const STAGE2_ERROR: &str = "unikernel-mkimage boot stage: error: ";
 
 fn fixture_path(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(file)
 }
 
 fn build(fixture: &Fixture, table: PartitionTable, quiet: bool) -> Image {
@@ -106,15 +88,9 @@ fn expected_lines(fixture: &Fixture, image: &Image, quiet: bool) -> Vec<String> 
     let plan = image.plan();
     let size = std::fs::metadata(fixture_path(fixture.file)).unwrap().len();
     let mut lines = vec![
-        format!(
-            "boot device: drive 80, partition {}, sub-partitions ff ff",
-            plan.layout.fat_partition_index
-        ),
+        format!("boot device: drive 80, partition {}, sub-partitions ff ff", plan.layout.fat_partition_index),
         format!("command line: '{}'", plan.cmdline),
-        format!(
-            "boot loader: unikernel-mkimage {}",
-            mkimage_core::TOOL_VERSION
-        ),
+        format!("boot loader: unikernel-mkimage {}", mkimage_core::TOOL_VERSION),
         "PASS".to_string(),
     ];
     if !quiet {
@@ -140,11 +116,7 @@ fn check_boot(run: &qemu::Run, expected: &[String], quiet: bool) -> Result<(), F
         return Err(format!("a check failed\n{}", run.report()).into());
     }
     if quiet && run.serial.contains("boot stage 1): loading") {
-        return Err(format!(
-            "the quiet boot stage printed its start line\n{}",
-            run.report()
-        )
-        .into());
+        return Err(format!("the quiet boot stage printed its start line\n{}", run.report()).into());
     }
     Ok(())
 }
@@ -157,31 +129,15 @@ fn expect_failure(qemu: &Path, image: &Path, memory: &str, message: &str) -> Res
     let run = qemu::run(qemu, &args, FAILURE_DEADLINE, Some(message));
     let hits = run.serial.lines().filter(|l| l.contains(message)).count();
     if hits != 1 {
-        return Err(format!(
-            "expected the line {message:?} exactly once, saw it {hits} times\n{}",
-            run.report()
-        )
-        .into());
+        return Err(format!("expected the line {message:?} exactly once, saw it {hits} times\n{}", run.report()).into());
     }
     if run.serial.contains("fixture") {
-        return Err(format!(
-            "the kernel was entered despite the failure\n{}",
-            run.report()
-        )
-        .into());
+        return Err(format!("the kernel was entered despite the failure\n{}", run.report()).into());
     }
     // Besides the boot stage's start line, the failure is the only thing printed.
-    let other = run
-        .serial
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.contains("(boot stage 1): loading"))
-        .count();
+    let other = run.serial.lines().filter(|l| !l.trim().is_empty() && !l.contains("(boot stage 1): loading")).count();
     if other != 1 {
-        return Err(format!(
-            "expected one line besides the start line, saw {other}\n{}",
-            run.report()
-        )
-        .into());
+        return Err(format!("expected one line besides the start line, saw {other}\n{}", run.report()).into());
     }
     Ok(())
 }
@@ -218,59 +174,33 @@ fn failure_trials(qemu: &Path, dir: &Path) -> Vec<Trial> {
     let mut trials = Vec::new();
     let mut add = |name: &str, path: PathBuf, memory: &'static str, message: String| {
         let qemu = qemu.to_owned();
-        trials.push(Trial::test(format!("failure::{name}"), move || {
-            expect_failure(&qemu, &path, memory, &message)
-        }));
+        trials.push(Trial::test(format!("failure::{name}"), move || expect_failure(&qemu, &path, memory, &message)));
     };
 
     // A flipped byte in the boot record (inside the command line).
     let path = copy("record.raw");
-    let cmdline_at = record_offset
-        + u64::from(u16::from_le_bytes(
-            read(&path, record_offset + 0x24, 2).try_into().unwrap(),
-        ));
+    let cmdline_at =
+        record_offset + u64::from(u16::from_le_bytes(read(&path, record_offset + 0x24, 2).try_into().unwrap()));
     let byte = read(&path, cmdline_at + 3, 1)[0];
     patch(&path, cmdline_at + 3, &[byte ^ 0x01]);
-    add(
-        "damaged_boot_record",
-        path,
-        "128M",
-        format!("{STAGE2_ERROR}boot record damaged"),
-    );
+    add("damaged_boot_record", path, "128M", format!("{STAGE2_ERROR}boot record damaged"));
 
     // A flipped byte in stage 2 (in its zero padding, so the code itself still runs).
     let path = copy("stage2.raw");
-    patch(
-        &path,
-        layout.boot_area.start * SECTOR + STAGE2_SECTORS * SECTOR - 16,
-        &[0x5a],
-    );
-    add(
-        "damaged_stage2",
-        path,
-        "128M",
-        format!("{STAGE2_ERROR}boot stage damaged"),
-    );
+    patch(&path, layout.boot_area.start * SECTOR + STAGE2_SECTORS * SECTOR - 16, &[0x5a]);
+    add("damaged_stage2", path, "128M", format!("{STAGE2_ERROR}boot stage damaged"));
 
     // No boot stage at all: the MBR code says so.
     let path = copy("missing.raw");
     patch(&path, layout.boot_area.start * SECTOR, &[0u8; 512]);
-    add(
-        "missing_boot_stage",
-        path,
-        "128M",
-        "unikernel-mkimage: boot stage missing or damaged".into(),
-    );
+    add("missing_boot_stage", path, "128M", "unikernel-mkimage: boot stage missing or damaged".into());
 
     // The kernel file edited in place after the build (its greeting changed).
     let path = copy("edited.raw");
     let kernel_at = layout.kernel.sectors.byte_offset();
     let kernel = std::fs::read(fixture_path(hello.file)).unwrap();
     let needle = b"hello from a Multiboot kernel";
-    let at = kernel
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .unwrap() as u64;
+    let at = kernel.windows(needle.len()).position(|w| w == needle).unwrap() as u64;
     patch(&path, kernel_at + at, b"HELLO");
     add(
         "kernel_changed_after_build",
@@ -309,10 +239,8 @@ fn main() {
     let args = Arguments::from_args();
     let Some(qemu) = qemu::qemu("boot matrix") else {
         // tool() printed the SKIPPED line; list the tests as ignored so nothing passes silently.
-        let trials = FIXTURES
-            .iter()
-            .map(|f| Trial::test(format!("{}::*", f.name), || Ok(())).with_ignored_flag(true))
-            .collect();
+        let trials =
+            FIXTURES.iter().map(|f| Trial::test(format!("{}::*", f.name), || Ok(())).with_ignored_flag(true)).collect();
         libtest_mimic::run(&args, trials).exit();
     };
     let dir = tempfile::tempdir().unwrap();
@@ -326,11 +254,7 @@ fn main() {
             for machine in MACHINES {
                 for &disk in DISKS {
                     for memory in MEMORY {
-                        let name = format!(
-                            "{}::{machine}-{}-{memory}-{table}",
-                            fixture.name,
-                            disk.name()
-                        );
+                        let name = format!("{}::{machine}-{}-{memory}-{table}", fixture.name, disk.name());
                         let (qemu, path, expected) = (qemu.clone(), path.clone(), expected.clone());
                         trials.push(Trial::test(name, move || {
                             let mut args = qemu::base_args(machine, memory);

@@ -12,14 +12,7 @@ use common::*;
 const GIB: u64 = 1 << 30;
 
 fn build(kernel: &Path, output: &Path, extra: &[&str]) -> std::process::Output {
-    run_ok(
-        mkimage()
-            .arg("build")
-            .arg(kernel)
-            .arg("-o")
-            .arg(output)
-            .args(extra),
-    )
+    run_ok(mkimage().arg("build").arg(kernel).arg("-o").arg(output).args(extra))
 }
 
 #[test]
@@ -33,28 +26,14 @@ fn mbr_image_passes_sfdisk() {
     build(&kernel, &image, &["-q"]);
     let dump = stdout(&run_ok(Command::new(&sfdisk).arg("-d").arg(&image)));
     assert!(dump.contains("label: dos"), "{dump}");
-    let part = dump
-        .lines()
-        .find(|l| l.contains("start="))
-        .expect("one partition");
+    let part = dump.lines().find(|l| l.contains("start=")).expect("one partition");
     assert!(part.contains("start=        2048"), "{part}");
-    assert!(
-        part.contains(&format!("size=     {}", GIB / 512 - 2048)),
-        "{part}"
-    );
+    assert!(part.contains(&format!("size=     {}", GIB / 512 - 2048)), "{part}");
     assert!(part.contains("type=c"), "{part}");
     assert!(part.contains("bootable"), "{part}");
-    assert_eq!(
-        dump.lines().filter(|l| l.contains("start=")).count(),
-        1,
-        "{dump}"
-    );
+    assert_eq!(dump.lines().filter(|l| l.contains("start=")).count(), 1, "{dump}");
     let verify = run_ok(Command::new(&sfdisk).arg("-V").arg(&image));
-    assert!(
-        stdout(&verify).contains("No errors detected"),
-        "{}",
-        stdout(&verify)
-    );
+    assert!(stdout(&verify).contains("No errors detected"), "{}", stdout(&verify));
 
     // A small disk gets FAT16 and the matching partition type.
     let small = dir.path().join("small.raw");
@@ -72,32 +51,18 @@ fn gpt_image_passes_sgdisk() {
     let dir = tempfile::tempdir().unwrap();
     let kernel = write_kernel(dir.path(), "unikernel.bin", 200_000);
     let image = dir.path().join("disk.raw");
-    build(
-        &kernel,
-        &image,
-        &["-q", "--partition-table", "gpt", "--size", "2G"],
-    );
+    build(&kernel, &image, &["-q", "--partition-table", "gpt", "--size", "2G"]);
     let verify = run_ok(Command::new(&sgdisk).arg("-v").arg(&image));
     let text = stdout(&verify);
     assert!(text.contains("No problems found"), "{text}");
     assert!(!text.to_lowercase().contains("caution"), "{text}");
     assert!(!text.to_lowercase().contains("warning"), "{text}");
     let table = stdout(&run_ok(Command::new(&sgdisk).arg("-p").arg(&image)));
-    let rows: Vec<&str> = table
-        .lines()
-        .filter(|l| l.trim_start().starts_with(['1', '2']))
-        .collect();
+    let rows: Vec<&str> = table.lines().filter(|l| l.trim_start().starts_with(['1', '2'])).collect();
     assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows[0].contains(" 64 ") && rows[0].contains("EF02") && rows[0].contains("BIOS boot partition"), "{table}");
     assert!(
-        rows[0].contains(" 64 ")
-            && rows[0].contains("EF02")
-            && rows[0].contains("BIOS boot partition"),
-        "{table}"
-    );
-    assert!(
-        rows[1].contains(" 2048 ")
-            && rows[1].contains("EF00")
-            && rows[1].contains("EFI system partition"),
+        rows[1].contains(" 2048 ") && rows[1].contains("EF00") && rows[1].contains("EFI system partition"),
         "{table}"
     );
 }
@@ -110,19 +75,8 @@ fn fsck_partition(fsck: &Path, image: &Path, start_lba: u64, sectors: u64) -> St
     let text = format!("{}{}", stdout(&out), stderr(&out));
     assert!(out.status.success(), "fsck.fat failed:\n{text}");
     // A clean volume produces no diagnostics: only the geometry report and the summary line.
-    for word in [
-        "warning",
-        "error",
-        "differ",
-        "mismatch",
-        "free cluster summary wrong",
-        "reclaim",
-        "dirty",
-    ] {
-        assert!(
-            !text.to_lowercase().contains(word),
-            "fsck.fat complained ({word}):\n{text}"
-        );
+    for word in ["warning", "error", "differ", "mismatch", "free cluster summary wrong", "reclaim", "dirty"] {
+        assert!(!text.to_lowercase().contains(word), "fsck.fat complained ({word}):\n{text}");
     }
     std::fs::remove_file(part).unwrap();
     text
@@ -137,127 +91,47 @@ fn fat_filesystem_passes_fsck() {
     let kernel = write_kernel(dir.path(), "test_hello.virtio", 225_000);
     // (table, size, partition start, partition sectors, FAT type and cluster size expected)
     let cases = [
-        (
-            "mbr",
-            "1G",
-            2048,
-            GIB / 512 - 2048,
-            "32 bit entries",
-            "4096 bytes per cluster",
-        ),
-        (
-            "gpt",
-            "1G",
-            2048,
-            GIB / 512 - 4096,
-            "32 bit entries",
-            "4096 bytes per cluster",
-        ),
-        (
-            "mbr",
-            "100M",
-            2048,
-            100 * 2048 - 2048,
-            "32 bit entries",
-            "512 bytes per cluster",
-        ),
-        (
-            "mbr",
-            "20M",
-            2048,
-            20 * 2048 - 2048,
-            "16 bit entries",
-            "512 bytes per cluster",
-        ),
+        ("mbr", "1G", 2048, GIB / 512 - 2048, "32 bit entries", "4096 bytes per cluster"),
+        ("gpt", "1G", 2048, GIB / 512 - 4096, "32 bit entries", "4096 bytes per cluster"),
+        ("mbr", "100M", 2048, 100 * 2048 - 2048, "32 bit entries", "512 bytes per cluster"),
+        ("mbr", "20M", 2048, 20 * 2048 - 2048, "16 bit entries", "512 bytes per cluster"),
     ];
     for (table, size, start, sectors, fat, cluster) in cases {
         let image = dir.path().join(format!("{table}-{size}.raw"));
-        build(
-            &kernel,
-            &image,
-            &["-q", "--partition-table", table, "--size", size],
-        );
+        build(&kernel, &image, &["-q", "--partition-table", table, "--size", size]);
         let report = fsck_partition(&fsck, &image, start, sectors);
         assert!(report.contains(fat), "{table} {size}:\n{report}");
         assert!(report.contains(cluster), "{table} {size}:\n{report}");
-        assert!(
-            report.contains(&format!("{start} hidden sectors")),
-            "{table} {size}:\n{report}"
-        );
-        assert!(
-            report.contains(" 2 files,"),
-            "{table} {size}: the kernel and the info file:\n{report}"
-        );
+        assert!(report.contains(&format!("{start} hidden sectors")), "{table} {size}:\n{report}");
+        assert!(report.contains(" 2 files,"), "{table} {size}: the kernel and the info file:\n{report}");
     }
 }
 
 #[test]
 fn mtools_read_the_kernel_back_byte_for_byte() {
-    let Some(mcopy) = tool(
-        "mtools_read_the_kernel_back_byte_for_byte",
-        "mcopy",
-        "mtools",
-    ) else {
+    let Some(mcopy) = tool("mtools_read_the_kernel_back_byte_for_byte", "mcopy", "mtools") else {
         return;
     };
-    let Some(mdir) = tool(
-        "mtools_read_the_kernel_back_byte_for_byte",
-        "mdir",
-        "mtools",
-    ) else {
+    let Some(mdir) = tool("mtools_read_the_kernel_back_byte_for_byte", "mdir", "mtools") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let kernel = write_kernel(dir.path(), "test_hello.virtio", 3_000_000);
     for table in ["mbr", "gpt"] {
         let image = dir.path().join(format!("{table}.raw"));
-        build(
-            &kernel,
-            &image,
-            &[
-                "-q",
-                "--partition-table",
-                table,
-                "--",
-                "Hello_Solo5",
-                "--x=1",
-            ],
-        );
+        build(&kernel, &image, &["-q", "--partition-table", table, "--", "Hello_Solo5", "--x=1"]);
         let drive = format!("{}@@1M", image.display());
-        let listing = stdout(&run_ok(
-            Command::new(&mdir)
-                .env("MTOOLS_SKIP_CHECK", "1")
-                .args(["-i", &drive, "::"]),
-        ));
+        let listing = stdout(&run_ok(Command::new(&mdir).env("MTOOLS_SKIP_CHECK", "1").args(["-i", &drive, "::"])));
         assert!(listing.contains("test_hello.virtio"), "{listing}");
         assert!(listing.contains("build-info.txt"), "{listing}");
         let back = dir.path().join(format!("{table}.kernel"));
-        run_ok(
-            Command::new(&mcopy)
-                .args(["-n", "-i", &drive])
-                .arg("::test_hello.virtio")
-                .arg(&back),
-        );
-        assert!(
-            same_contents(&back, &kernel),
-            "{table}: kernel differs after mcopy"
-        );
+        run_ok(Command::new(&mcopy).args(["-n", "-i", &drive]).arg("::test_hello.virtio").arg(&back));
+        assert!(same_contents(&back, &kernel), "{table}: kernel differs after mcopy");
         let info = dir.path().join(format!("{table}.info"));
-        run_ok(
-            Command::new(&mcopy)
-                .args(["-n", "-i", &drive])
-                .arg("::build-info.txt")
-                .arg(&info),
-        );
+        run_ok(Command::new(&mcopy).args(["-n", "-i", &drive]).arg("::build-info.txt").arg(&info));
         let info = std::fs::read_to_string(info).unwrap();
-        assert!(
-            info.contains("command line: test_hello.virtio Hello_Solo5 --x=1\n"),
-            "{info}"
-        );
-        assert!(
-            info.contains(&format!("unikernel-mkimage {}", env!("CARGO_PKG_VERSION"))),
-            "{info}"
-        );
+        assert!(info.contains("command line: test_hello.virtio Hello_Solo5 --x=1\n"), "{info}");
+        assert!(info.contains(&format!("unikernel-mkimage {}", env!("CARGO_PKG_VERSION"))), "{info}");
     }
 }
 
@@ -277,28 +151,13 @@ fn gnu_tar_lists_and_extracts_the_gce_tarball() {
         let listing = stdout(&run_ok(Command::new(&tar).arg("-tvzf").arg(&tgz)));
         let lines: Vec<&str> = listing.lines().collect();
         assert_eq!(lines.len(), 1, "{listing}");
-        assert!(
-            lines[0].starts_with("-rw-r--r-- root/root 1073741824 1980-01-01 00:00 disk.raw"),
-            "{listing}"
-        );
+        assert!(lines[0].starts_with("-rw-r--r-- root/root 1073741824 1980-01-01 00:00 disk.raw"), "{listing}");
         let out = dir.path().join(format!("{table}-x"));
         std::fs::create_dir(&out).unwrap();
-        run_ok(
-            Command::new(&tar)
-                .arg("-xSzf")
-                .arg(&tgz)
-                .arg("-C")
-                .arg(&out),
-        );
+        run_ok(Command::new(&tar).arg("-xSzf").arg(&tgz).arg("-C").arg(&out));
         let extracted = out.join("disk.raw");
-        assert!(
-            same_contents(&extracted, &raw),
-            "{table}: GNU tar extraction differs from the raw image"
-        );
-        assert!(
-            allocated_bytes(&extracted) < 8 << 20,
-            "GNU tar kept the holes"
-        );
+        assert!(same_contents(&extracted, &raw), "{table}: GNU tar extraction differs from the raw image");
+        assert!(allocated_bytes(&extracted) < 8 << 20, "GNU tar kept the holes");
     }
 }
 
@@ -314,22 +173,12 @@ fn raw_image_is_sparse() {
     assert_eq!(std::fs::metadata(&image).unwrap().len(), 4 * GIB);
     let usage = stdout(&run_ok(Command::new(&du).arg("-k").arg(&image)));
     let kib: u64 = usage.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(
-        kib < 4 * 1024,
-        "a 4 GiB image holding a 1 MiB kernel uses {kib} KiB"
-    );
+    assert!(kib < 4 * 1024, "a 4 GiB image holding a 1 MiB kernel uses {kib} KiB");
 }
 
 /// Builds the same image under a given environment, from a copy of the kernel in its own
 /// directory, and returns the output bytes.
-fn build_in_env(
-    kernel: &Path,
-    work: &Path,
-    tz: &str,
-    umask: &str,
-    epoch: Option<&str>,
-    output_name: &str,
-) -> Vec<u8> {
+fn build_in_env(kernel: &Path, work: &Path, tz: &str, umask: &str, epoch: Option<&str>, output_name: &str) -> Vec<u8> {
     std::fs::create_dir_all(work).unwrap();
     let copy = work.join(kernel.file_name().unwrap());
     std::fs::copy(kernel, &copy).unwrap();
@@ -362,39 +211,12 @@ fn output_is_reproducible_across_environments() {
         let a = build_in_env(&kernel, &dir.path().join("a"), "UTC", "022", None, output);
         // Another time zone, umask, directory, and an input copied later (another mtime).
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        let b = build_in_env(
-            &kernel,
-            &dir.path().join("b/deeper"),
-            "Pacific/Kiritimati",
-            "077",
-            None,
-            output,
-        );
+        let b = build_in_env(&kernel, &dir.path().join("b/deeper"), "Pacific/Kiritimati", "077", None, output);
         assert!(a == b, "{output}: builds differ across environments");
-        let c = build_in_env(
-            &kernel,
-            &dir.path().join("c"),
-            "UTC",
-            "022",
-            Some("1700000000"),
-            output,
-        );
-        assert!(
-            a != c,
-            "{output}: SOURCE_DATE_EPOCH did not change the bytes"
-        );
-        let d = build_in_env(
-            &kernel,
-            &dir.path().join("d"),
-            "America/New_York",
-            "002",
-            Some("1700000000"),
-            output,
-        );
-        assert!(
-            c == d,
-            "{output}: builds with SOURCE_DATE_EPOCH differ across environments"
-        );
+        let c = build_in_env(&kernel, &dir.path().join("c"), "UTC", "022", Some("1700000000"), output);
+        assert!(a != c, "{output}: SOURCE_DATE_EPOCH did not change the bytes");
+        let d = build_in_env(&kernel, &dir.path().join("d"), "America/New_York", "002", Some("1700000000"), output);
+        assert!(c == d, "{output}: builds with SOURCE_DATE_EPOCH differ across environments");
     }
 }
 
@@ -413,29 +235,15 @@ fn summary_line_and_quiet() {
     // The format follows the extension unless given.
     let tgz = std::fs::read(dir.path().join("x.tgz")).unwrap();
     assert_eq!(&tgz[..2], &[0x1f, 0x8b]);
-    assert_eq!(
-        std::fs::metadata(dir.path().join("y.img")).unwrap().len(),
-        GIB
-    );
-    build(
-        &kernel,
-        &dir.path().join("z.tar.gz"),
-        &["-q", "--format", "raw"],
-    );
-    assert_eq!(
-        std::fs::metadata(dir.path().join("z.tar.gz"))
-            .unwrap()
-            .len(),
-        GIB
-    );
+    assert_eq!(std::fs::metadata(dir.path().join("y.img")).unwrap().len(), GIB);
+    build(&kernel, &dir.path().join("z.tar.gz"), &["-q", "--format", "raw"]);
+    assert_eq!(std::fs::metadata(dir.path().join("z.tar.gz")).unwrap().len(), GIB);
 }
 
 /// Names of the entries of a directory, sorted.
 fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     names
 }
@@ -451,11 +259,7 @@ fn build_fails(dir: &Path, args: &[&str], keep: &[&str]) -> String {
     assert!(out.stdout.is_empty());
     let mut keep: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
     keep.sort();
-    assert_eq!(
-        entries(dir),
-        keep,
-        "{args:?}: the directory must hold no partial output"
-    );
+    assert_eq!(entries(dir), keep, "{args:?}: the directory must hold no partial output");
     err
 }
 
@@ -467,24 +271,15 @@ fn bad_input_is_refused_without_leaving_output() {
     std::fs::create_dir(d.join("subdir")).unwrap();
     let keep = ["k.bin", "subdir"];
     let err = build_fails(d, &["missing.bin", "-o", "o.raw"], &keep);
-    assert!(
-        err.contains("cannot read kernel missing.bin") && err.contains("No such file"),
-        "{err}"
-    );
+    assert!(err.contains("cannot read kernel missing.bin") && err.contains("No such file"), "{err}");
     let err = build_fails(d, &["subdir", "-o", "o.raw"], &keep);
-    assert!(
-        err.contains("kernel subdir is not a regular file (it is a directory)"),
-        "{err}"
-    );
+    assert!(err.contains("kernel subdir is not a regular file (it is a directory)"), "{err}");
     let err = build_fails(d, &["k.bin", "-o", "o.tar.gz", "--size", "1536M"], &keep);
     assert!(err.contains("whole number of GiB"), "{err}");
     let err = build_fails(d, &["k.bin", "-o", "o.raw", "--size", "lots"], &keep);
     assert!(err.contains("invalid size \"lots\""), "{err}");
     let err = build_fails(d, &["k.bin", "-o", "o.raw", "--size", "1M"], &keep);
-    assert!(
-        err.contains("too small") && err.contains("needs at least"),
-        "{err}"
-    );
+    assert!(err.contains("too small") && err.contains("needs at least"), "{err}");
     let err = build_fails(d, &["k.bin", "-o", "o.raw", "--name", "a:b"], &keep);
     assert!(err.contains("kernel name \"a:b\" cannot be used"), "{err}");
     let err = build_fails(d, &["k.bin", "-o", "subdir"], &keep);
@@ -492,21 +287,10 @@ fn bad_input_is_refused_without_leaving_output() {
     let err = build_fails(d, &["k.bin", "-o", "k.bin", "--force"], &keep);
     assert!(err.contains("is the kernel itself"), "{err}");
     let before = std::fs::read(d.join("k.bin")).unwrap();
-    let out = run(mkimage()
-        .args(["build", "k.bin", "-o", "o.raw"])
-        .current_dir(d)
-        .env("SOURCE_DATE_EPOCH", "soon"));
+    let out = run(mkimage().args(["build", "k.bin", "-o", "o.raw"]).current_dir(d).env("SOURCE_DATE_EPOCH", "soon"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("SOURCE_DATE_EPOCH"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(
-        std::fs::read(d.join("k.bin")).unwrap(),
-        before,
-        "the kernel is never modified"
-    );
+    assert!(stderr(&out).contains("SOURCE_DATE_EPOCH"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(d.join("k.bin")).unwrap(), before, "the kernel is never modified");
     assert_eq!(entries(d), ["k.bin", "subdir"]);
 }
 
@@ -517,16 +301,9 @@ fn existing_output_needs_force() {
     write_kernel(d, "k.bin", 1000);
     std::fs::write(d.join("o.raw"), b"precious").unwrap();
     let err = build_fails(d, &["k.bin", "-o", "o.raw"], &["k.bin", "o.raw"]);
-    assert!(
-        err.contains("o.raw already exists (use --force to replace it)"),
-        "{err}"
-    );
+    assert!(err.contains("o.raw already exists (use --force to replace it)"), "{err}");
     assert_eq!(std::fs::read(d.join("o.raw")).unwrap(), b"precious");
-    run_ok(
-        mkimage()
-            .args(["build", "-q", "k.bin", "-o", "o.raw", "--force"])
-            .current_dir(d),
-    );
+    run_ok(mkimage().args(["build", "-q", "k.bin", "-o", "o.raw", "--force"]).current_dir(d));
     assert_eq!(std::fs::metadata(d.join("o.raw")).unwrap().len(), GIB);
     assert_eq!(entries(d), ["k.bin", "o.raw"]);
 }
@@ -542,19 +319,10 @@ fn output_mode_follows_the_umask() {
         run_ok(
             Command::new("sh")
                 .arg("-c")
-                .arg(format!(
-                    "umask {umask} && exec \"$0\" build -q k.bin -o {name}"
-                ))
+                .arg(format!("umask {umask} && exec \"$0\" build -q k.bin -o {name}"))
                 .arg(env!("CARGO_BIN_EXE_unikernel-mkimage"))
                 .current_dir(d),
         );
-        assert_eq!(
-            std::fs::metadata(d.join(&name))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            mode
-        );
+        assert_eq!(std::fs::metadata(d.join(&name)).unwrap().permissions().mode() & 0o777, mode);
     }
 }

@@ -8,9 +8,7 @@ fn root() -> PathBuf {
 
 /// The first line of the first `sh` code block after `heading`.
 fn command_after(readme: &str, heading: &str) -> String {
-    let section = &readme[readme
-        .find(heading)
-        .unwrap_or_else(|| panic!("README has no {heading:?}"))..];
+    let section = &readme[readme.find(heading).unwrap_or_else(|| panic!("README has no {heading:?}"))..];
     let block = &section[section.find("```sh\n").expect("a sh code block") + 6..];
     block.lines().next().unwrap().to_string()
 }
@@ -21,11 +19,7 @@ fn ci_runs_exactly_the_readme_test_command() {
     let command = command_after(&readme, "## Run the tests");
     let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
     let last = ci.lines().rev().find(|l| !l.trim().is_empty()).unwrap();
-    assert_eq!(
-        last.trim(),
-        command,
-        ".ci/run must end with the README's test command"
-    );
+    assert_eq!(last.trim(), command, ".ci/run must end with the README's test command");
     assert!(ci.contains("export MKIMAGE_REQUIRE_TOOLS=1"));
 }
 
@@ -37,34 +31,19 @@ fn readme_demo_builds_the_bundled_kernel() {
     // scratch copy of the paths it uses.
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("fixtures")).unwrap();
-    std::fs::copy(
-        root().join("fixtures/hello.elf"),
-        dir.path().join("fixtures/hello.elf"),
-    )
-    .unwrap();
+    std::fs::copy(root().join("fixtures/hello.elf"), dir.path().join("fixtures/hello.elf")).unwrap();
     let prefix = "cargo run --release --bin unikernel-mkimage -- ";
     let builds: Vec<&str> = command.split(" && ").collect();
     assert_eq!(builds.len(), 2, "{command}");
     for build in builds {
-        let args = build
-            .strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("unexpected command {build}"));
+        let args = build.strip_prefix(prefix).unwrap_or_else(|| panic!("unexpected command {build}"));
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_unikernel-mkimage"))
             .args(args.split_whitespace())
             .current_dir(dir.path())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{build}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{build}: {}", String::from_utf8_lossy(&out.stderr));
     }
     assert!(dir.path().join("demo.tar.gz").is_file());
-    assert_eq!(
-        std::fs::metadata(dir.path().join("demo.raw"))
-            .unwrap()
-            .len(),
-        1 << 30
-    );
+    assert_eq!(std::fs::metadata(dir.path().join("demo.raw")).unwrap().len(), 1 << 30);
 }

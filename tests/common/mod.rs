@@ -38,9 +38,7 @@ pub fn tool(test: &str, name: &str, package: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file());
     if found.is_none() {
         if tools_required() {
-            panic!(
-                "{test}: required tool `{name}` not found (install the Debian package `{package}`)"
-            );
+            panic!("{test}: required tool `{name}` not found (install the Debian package `{package}`)");
         }
         let _ = writeln!(
             std::io::stderr(),
@@ -52,8 +50,7 @@ pub fn tool(test: &str, name: &str, package: &str) -> Option<PathBuf> {
 
 /// Runs a command to completion, returning its output.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Runs a command and panics, showing its output, unless it succeeds.
@@ -81,9 +78,7 @@ pub fn stderr(out: &Output) -> String {
 
 /// Writes a small valid Multiboot kernel with a payload of `len` bytes to `dir/name`.
 pub fn write_kernel(dir: &Path, name: &str, len: usize) -> PathBuf {
-    let payload: Vec<u8> = (0..len as u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-        .collect();
+    let payload: Vec<u8> = (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
     let path = dir.join(name);
     std::fs::write(&path, mkimage_core::testkit::multiboot_kernel(&payload)).unwrap();
     path
@@ -113,10 +108,7 @@ pub fn extract(src: &Path, offset: u64, len: u64, dst: &Path) {
 /// Whether two files have the same contents (compared in chunks, so gigabyte images are fine).
 pub fn same_contents(a: &Path, b: &Path) -> bool {
     use std::io::Read;
-    let (mut fa, mut fb) = (
-        std::fs::File::open(a).unwrap(),
-        std::fs::File::open(b).unwrap(),
-    );
+    let (mut fa, mut fb) = (std::fs::File::open(a).unwrap(), std::fs::File::open(b).unwrap());
     if fa.metadata().unwrap().len() != fb.metadata().unwrap().len() {
         return false;
     }

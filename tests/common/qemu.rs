@@ -51,13 +51,7 @@ impl Disk {
         match self {
             Disk::Ide => vec!["-drive".into(), drive("if=ide")],
             Disk::Ahci => {
-                let mut v = list(&[
-                    "-device",
-                    "ahci,id=ahci",
-                    "-device",
-                    "ide-hd,drive=disk0,bus=ahci.0",
-                    "-drive",
-                ]);
+                let mut v = list(&["-device", "ahci,id=ahci", "-device", "ide-hd,drive=disk0,bus=ahci.0", "-drive"]);
                 v.push(drive("if=none,id=disk0"));
                 v
             }
@@ -67,13 +61,7 @@ impl Disk {
                 } else {
                     "scsi-hd,drive=disk0"
                 };
-                let mut v = list(&[
-                    "-device",
-                    "virtio-scsi-pci,id=scsi",
-                    "-device",
-                    hd,
-                    "-drive",
-                ]);
+                let mut v = list(&["-device", "virtio-scsi-pci,id=scsi", "-device", hd, "-drive"]);
                 v.push(drive("if=none,id=disk0"));
                 v
             }
@@ -136,10 +124,7 @@ pub struct Run {
 impl Run {
     /// Time from QEMU's start to the first line containing `needle`.
     pub fn time_to(&self, needle: &str) -> Option<Duration> {
-        self.line_times
-            .iter()
-            .find(|(_, l)| l.contains(needle))
-            .map(|(t, _)| *t)
+        self.line_times.iter().find(|(_, l)| l.contains(needle)).map(|(t, _)| *t)
     }
 
     /// A report for assertion messages: command, status and the whole serial log.
@@ -224,14 +209,7 @@ pub fn run(qemu: &Path, args: &[String], deadline: Duration, stop_at: Option<&st
     }
     let stderr = err_reader.join().unwrap_or_default();
     let serial = line_times.iter().map(|(_, l)| l.as_str()).collect();
-    Run {
-        status: if killed { None } else { status },
-        serial,
-        stderr,
-        timed_out,
-        line_times,
-        command,
-    }
+    Run { status: if killed { None } else { status }, serial, stderr, timed_out, line_times, command }
 }
 
 /// Finds QEMU (see [`super::tool`]).

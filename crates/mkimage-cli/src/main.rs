@@ -1,22 +1,31 @@
 //! `unikernel-mkimage`: the command-line front end of `mkimage-core`.
+//!
+//! Exit status: 0 on success; 1 when a build fails or `inspect` finds a failing check; 2 on a
+//! usage error or when `inspect`'s input is not an image; `run` exits with QEMU's status, 124
+//! when `--timeout` expires and 127 when QEMU is missing; 130 or 143 after SIGINT or SIGTERM.
 
-use std::path::{Path, PathBuf};
+mod inspect_cmd;
+mod plan_text;
+mod run_cmd;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use mkimage_cli::{Failure, Format, OnSignal, check_output, handle_signals, infer_format, write_output};
 use mkimage_core::size::{format_size, parse_size};
-use mkimage_core::{Error, Image, ImageBuilder, Kernel, PartitionTable, Timestamp};
-
-/// Exit status when the build fails.
-const EXIT_FAILURE: u8 = 1;
+use mkimage_core::{ImageBuilder, Kernel, PartitionTable, Timestamp};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "unikernel-mkimage",
-    version,
     about = "Turn a Multiboot unikernel into a bootable disk image or a GCE image tarball",
-    propagate_version = true
+    long_about = "Turn a Multiboot unikernel (a Solo5 virtio or MirageOS build, or any Multiboot 1 kernel) into a \
+                  bootable disk image, or into the disk.raw-in-a-.tar.gz file that Google Compute Engine imports; \
+                  inspect images; boot them in QEMU.",
+    after_help = "Exit status: 0 success; 1 build failed or a check failed; 2 usage error or not an image; \
+                  run: QEMU's status, 124 on timeout, 127 without QEMU; 130/143 after SIGINT/SIGTERM."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,19 +37,51 @@ enum Command {
     /// Build a disk image (raw) or a Google Compute Engine image tarball (gce) from a kernel.
     #[command(after_help = BUILD_EXAMPLES)]
     Build(BuildArgs),
+    /// Describe what an image (raw or GCE tarball) holds and check it.
+    #[command(after_help = INSPECT_EXAMPLES)]
+    Inspect(inspect_cmd::InspectArgs),
+    /// Boot an image (raw or GCE tarball) in QEMU with GCE-like virtual hardware.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(run_cmd::RunArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  unikernel-mkimage completions bash > /etc/bash_completion.d/unikernel-mkimage\n  unikernel-mkimage completions zsh > ~/.zfunc/_unikernel-mkimage"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    #[command(after_help = "Example:\n  unikernel-mkimage manpage > unikernel-mkimage.1 && man ./unikernel-mkimage.1")]
+    Manpage,
 }
 
 const BUILD_EXAMPLES: &str = "\
 Examples:
   unikernel-mkimage build hello.virtio -o hello.tar.gz -- --ipv4=10.0.0.2/24
   unikernel-mkimage build hello.virtio -o disk.raw --partition-table gpt --size 2G
-  SOURCE_DATE_EPOCH=1700000000 unikernel-mkimage build k.bin -o k.img --name unikernel.bin
+  SOURCE_DATE_EPOCH=1700000000 unikernel-mkimage build k.bin -o k.img --name unikernel.bin -v
 
 The kernel receives the command line \"NAME ARGS...\" (NAME defaults to the kernel's file name).
 SOURCE_DATE_EPOCH, when set, gives the timestamp recorded in the image.";
 
+const INSPECT_EXAMPLES: &str = "\
+Examples:
+  unikernel-mkimage inspect hello.tar.gz
+  unikernel-mkimage inspect disk.raw --json | jq '.checks[] | select(.ok | not)'
+
+Exit status: 0 when every check holds, 1 when one fails, 2 when the input is not an image.";
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  unikernel-mkimage run hello.tar.gz
+  unikernel-mkimage run disk.raw --memory 1G --disk-bus ide --timeout 30
+  unikernel-mkimage run disk.raw -- -netdev user,id=n0 -device virtio-net-pci,netdev=n0
+
+Exit status: QEMU's, 124 when --timeout expires, 127 when QEMU is missing.";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
+enum FormatArg {
     /// A raw disk image (sparse file).
     Raw,
     /// A gzip-compressed tar holding disk.raw, for GCE image import.
@@ -64,7 +105,7 @@ struct BuildArgs {
     output: PathBuf,
     /// Output format [default: gce for *.tar.gz and *.tgz, raw otherwise].
     #[arg(long, value_enum)]
-    format: Option<Format>,
+    format: Option<FormatArg>,
     /// Partition table.
     #[arg(long, value_enum, default_value_t = Table::Mbr)]
     partition_table: Table,
@@ -85,60 +126,67 @@ struct BuildArgs {
     #[arg(long)]
     force: bool,
     /// Print nothing on success.
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
+    /// Print the plan (disk layout and load plan) before writing.
+    #[arg(short, long)]
+    verbose: bool,
     /// Arguments for the kernel, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
 }
 
-/// An error for the user: one line, the cause chain included.
-struct Failure(String);
-
-impl From<Error> for Failure {
-    fn from(err: Error) -> Self {
-        let mut text = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        Failure(text)
-    }
+/// The clap command with the version line, which names the boot stage too.
+fn command() -> clap::Command {
+    Cli::command().version(format!(
+        "{} (boot stage {})",
+        env!("CARGO_PKG_VERSION"),
+        mkimage_core::bootstage::stage_version()
+    ))
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
-        Command::Build(args) => build(args),
+        Command::Build(args) => {
+            handle_signals(OnSignal::Exit);
+            build(args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Inspect(args) => Ok(inspect_cmd::inspect(&args)),
+        Command::Run(args) => {
+            handle_signals(OnSignal::Record);
+            run_cmd::run(args)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "unikernel-mkimage", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage => match clap_mangen::Man::new(command()).render(&mut std::io::stdout()) {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => Err(Failure(format!("cannot write the manual page: {e}"))),
+        },
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(Failure(message)) => {
             eprintln!("unikernel-mkimage: error: {message}");
-            ExitCode::from(EXIT_FAILURE)
+            ExitCode::from(mkimage_cli::EXIT_FAILURE)
         }
-    }
-}
-
-fn infer_format(output: &Path) -> Format {
-    let name = output
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        Format::Gce
-    } else {
-        Format::Raw
     }
 }
 
 fn build(args: BuildArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let disk_size = parse_size(&args.size)?;
-    let format = args.format.unwrap_or_else(|| infer_format(&args.output));
+    let format = match args.format {
+        Some(FormatArg::Raw) => Format::Raw,
+        Some(FormatArg::Gce) => Format::Gce,
+        None => infer_format(&args.output),
+    };
     if format == Format::Gce {
         mkimage_core::gce::check_disk_size(disk_size)?;
     }
@@ -161,6 +209,9 @@ fn build(args: BuildArgs) -> Result<(), Failure> {
     if let Some(seed) = args.identity_seed {
         builder = builder.identity_seed(seed);
     }
+    if args.verbose {
+        print!("{}", plan_text::describe(&builder.plan()?));
+    }
     let image = builder.build()?;
     let written = write_output(&image, &args.output, format, args.force)?;
     if !args.quiet {
@@ -179,120 +230,18 @@ fn build(args: BuildArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Refuses outputs that would clobber something: an existing file without `--force`, a
-/// directory, or the kernel itself.
-fn check_output(output: &Path, kernel: &Path, force: bool) -> Result<(), Failure> {
-    let Ok(meta) = std::fs::metadata(output) else {
-        return Ok(());
-    };
-    if meta.is_dir() {
-        return Err(Failure(format!(
-            "output {} is a directory",
-            output.display()
-        )));
-    }
-    if same_file(output, kernel) {
-        return Err(Failure(format!(
-            "output {} is the kernel itself; the input is never overwritten",
-            output.display()
-        )));
-    }
-    if !force {
-        return Err(Failure(format!(
-            "output {} already exists (use --force to replace it)",
-            output.display()
-        )));
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn same_file(a: &Path, b: &Path) -> bool {
-    std::fs::canonicalize(a)
-        .ok()
-        .is_some_and(|a| std::fs::canonicalize(b).ok() == Some(a))
-}
-
-/// Writes the image to a temporary file next to `output` and renames it into place, so that
-/// `output` is either the complete image or untouched. Returns the bytes written.
-fn write_output(image: &Image, output: &Path, format: Format, force: bool) -> Result<u64, Failure> {
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let io_failure =
-        |what: &str, err: std::io::Error| Failure(format!("{what} {}: {err}", output.display()));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".unikernel-mkimage-")
-        .suffix(".partial")
-        .permissions(default_permissions())
-        .tempfile_in(dir)
-        .map_err(|e| io_failure("cannot create a temporary file next to", e))?;
-    let written = match format {
-        Format::Raw => image.write_raw_file(temp.as_file_mut())?,
-        Format::Gce => image.write_gce(std::io::BufWriter::new(temp.as_file_mut()))?,
-    };
-    temp.as_file()
-        .sync_all()
-        .map_err(|e| io_failure("cannot flush", e))?;
-    let persisted = if force {
-        temp.persist(output)
-    } else {
-        temp.persist_noclobber(output)
-    };
-    persisted.map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            Failure(format!(
-                "output {} already exists (use --force to replace it)",
-                output.display()
-            ))
-        } else {
-            io_failure("cannot move the finished image to", e.error)
-        }
-    })?;
-    Ok(written)
-}
-
-/// Permissions of a newly created output, before the umask: read-write for everyone, as for any
-/// file a program creates.
-#[cfg(unix)]
-fn default_permissions() -> std::fs::Permissions {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::Permissions::from_mode(0o666)
-}
-
-#[cfg(not(unix))]
-fn default_permissions() -> std::fs::Permissions {
-    std::fs::metadata(".")
-        .map(|m| m.permissions())
-        .expect("current directory is readable")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn format_follows_the_extension() {
-        assert_eq!(infer_format(Path::new("x.tar.gz")), Format::Gce);
-        assert_eq!(infer_format(Path::new("dir/X.TGZ")), Format::Gce);
-        assert_eq!(infer_format(Path::new("disk.raw")), Format::Raw);
-        assert_eq!(infer_format(Path::new("disk.gz")), Format::Raw);
-        assert_eq!(infer_format(Path::new("")), Format::Raw);
+    fn cli_definition_is_consistent() {
+        command().debug_assert();
     }
 
     #[test]
-    fn cli_definition_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+    fn version_names_the_boot_stage() {
+        let version = command().render_version();
+        assert!(version.contains(env!("CARGO_PKG_VERSION")) && version.contains("boot stage 1"), "{version}");
     }
 }

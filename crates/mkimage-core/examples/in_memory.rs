@@ -15,10 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let kernel = match args.next() {
         Some(path) => Kernel::from_path(path)?,
-        None => Kernel::from_bytes(
-            "example.bin",
-            testkit::multiboot_kernel(b"an example payload"),
-        ),
+        None => Kernel::from_bytes("example.bin", testkit::multiboot_kernel(b"an example payload")),
     };
     let kernel_args: Vec<String> = args.collect();
 
@@ -37,11 +34,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // A smaller GPT disk, written raw into memory.
-    let image = ImageBuilder::new(kernel)
-        .args(kernel_args)
-        .partition_table(PartitionTable::Gpt)
-        .disk_size(64 * MIB)
-        .build()?;
+    let image =
+        ImageBuilder::new(kernel).args(kernel_args).partition_table(PartitionTable::Gpt).disk_size(64 * MIB).build()?;
     let mut raw = Cursor::new(Vec::new());
     image.write_raw(&mut raw)?;
     let layout = &image.plan().layout;

@@ -64,10 +64,7 @@ pub const MAX_SECTORS_PER_READ: u32 = 127;
 
 /// The version of the embedded boot stage, as stage 2 declares it.
 pub fn stage_version() -> u16 {
-    u16::from_le_bytes([
-        STAGE2_CODE[STAGE2_VERSION_OFFSET],
-        STAGE2_CODE[STAGE2_VERSION_OFFSET + 1],
-    ])
+    u16::from_le_bytes([STAGE2_CODE[STAGE2_VERSION_OFFSET], STAGE2_CODE[STAGE2_VERSION_OFFSET + 1]])
 }
 
 /// Stage 2 padded to its reserved sectors, as written to the disk.
@@ -174,10 +171,7 @@ impl BootRecord {
         }
         // Stage 2 also requires the last byte of the record area to be zero.
         if total >= BOOT_RECORD_MAX {
-            return Err(Error::BootRecordTooLarge {
-                len: total,
-                max: BOOT_RECORD_MAX - 1,
-            });
+            return Err(Error::BootRecordTooLarge { len: total, max: BOOT_RECORD_MAX - 1 });
         }
         let mut out = Vec::with_capacity(total);
         out.extend_from_slice(RECORD_SIGNATURE);
@@ -189,14 +183,7 @@ impl BootRecord {
         out.extend_from_slice(&self.entry.to_le_bytes());
         out.extend_from_slice(&(self.runs.len() as u16).to_le_bytes());
         out.extend_from_slice(&(self.zeros.len() as u16).to_le_bytes());
-        for offset in [
-            runs_offset,
-            zeros_offset,
-            string_offsets[0],
-            string_offsets[1],
-            string_offsets[2],
-            0,
-        ] {
+        for offset in [runs_offset, zeros_offset, string_offsets[0], string_offsets[1], string_offsets[2], 0] {
             out.extend_from_slice(&(offset as u16).to_le_bytes());
         }
         out.extend_from_slice(&[self.boot_partition, 0, 0, 0]);
@@ -230,16 +217,8 @@ impl BootRecord {
     /// Parses a record (trailing bytes after its total length are ignored). Never panics and
     /// allocates at most in proportion to `bytes.len()`.
     pub fn decode(bytes: &[u8]) -> Result<BootRecord, RecordError> {
-        let u16_at = |at: usize| {
-            bytes
-                .get(at..at + 2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        };
-        let u32_at = |at: usize| {
-            bytes
-                .get(at..at + 4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        };
+        let u16_at = |at: usize| bytes.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        let u32_at = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         if bytes.len() < RECORD_HEADER_LEN {
             return Err(RecordError::Truncated);
         }
@@ -268,13 +247,9 @@ impl BootRecord {
         let (run_count, zero_count) = (field16(0x1c)?, field16(0x1e)?);
         let (runs_at, zeros_at) = (field16(0x20)?, field16(0x22)?);
         let table = |at: usize, count: usize, len: usize| {
-            record
-                .get(at..at.checked_add(count * len)?)
-                .ok_or(RecordError::Malformed("table outside the record"))
-                .ok()
+            record.get(at..at.checked_add(count * len)?).ok_or(RecordError::Malformed("table outside the record")).ok()
         };
-        let runs_bytes = table(runs_at, run_count, RUN_LEN)
-            .ok_or(RecordError::Malformed("runs outside the record"))?;
+        let runs_bytes = table(runs_at, run_count, RUN_LEN).ok_or(RecordError::Malformed("runs outside the record"))?;
         let zero_bytes = table(zeros_at, zero_count, ZERO_RANGE_LEN)
             .ok_or(RecordError::Malformed("zero ranges outside the record"))?;
         let runs = runs_bytes
@@ -295,15 +270,9 @@ impl BootRecord {
             })
             .collect();
         let string = |at: usize| -> Result<String, RecordError> {
-            let tail = record
-                .get(at..)
-                .ok_or(RecordError::Malformed("string outside the record"))?;
-            let end = tail
-                .iter()
-                .position(|&b| b == 0)
-                .ok_or(RecordError::Malformed("unterminated string"))?;
-            String::from_utf8(tail[..end].to_vec())
-                .map_err(|_| RecordError::Malformed("string is not UTF-8"))
+            let tail = record.get(at..).ok_or(RecordError::Malformed("string outside the record"))?;
+            let end = tail.iter().position(|&b| b == 0).ok_or(RecordError::Malformed("unterminated string"))?;
+            String::from_utf8(tail[..end].to_vec()).map_err(|_| RecordError::Malformed("string is not UTF-8"))
         };
         Ok(BootRecord {
             flags: field32(0x14)?,
@@ -331,9 +300,7 @@ pub fn plan_runs(load: &LoadPlan, extents: &[FileExtent]) -> (Vec<(Run, u64)>, V
         let (mut offset, end) = (segment.file_offset, segment.file_offset + segment.file_size);
         let mut dest = segment.addr;
         while offset < end {
-            let Some(extent) = extents
-                .iter()
-                .find(|e| offset >= e.file_offset && offset < e.file_offset + e.len)
+            let Some(extent) = extents.iter().find(|e| offset >= e.file_offset && offset < e.file_offset + e.len)
             else {
                 break; // the layout guarantees the extents cover the file
             };
@@ -342,16 +309,7 @@ pub fn plan_runs(load: &LoadPlan, extents: &[FileExtent]) -> (Vec<(Run, u64)>, V
             let lba = extent.lba + in_extent / SECTOR;
             let skip = (in_extent % SECTOR) as u16;
             let sectors = (u64::from(skip) + len).div_ceil(SECTOR) as u32;
-            runs.push((
-                Run {
-                    lba,
-                    dest: dest as u32,
-                    skip,
-                    len: len as u32,
-                    sectors,
-                },
-                offset,
-            ));
+            runs.push((Run { lba, dest: dest as u32, skip, len: len as u32, sectors }, offset));
             offset += len;
             dest += len;
         }
@@ -389,18 +347,12 @@ pub fn load_checksum<'a>(run_bytes: impl IntoIterator<Item = &'a [u8]>) -> (u32,
 /// The MBR code with the boot area's location patched in.
 pub fn patched_mbr_code(boot_area_lba: u64) -> Result<[u8; MBR_CODE_LEN], Error> {
     let mut code = *MBR_CODE;
-    let placeholder = u64::from_le_bytes(
-        code[MBR_DAP_LBA_OFFSET..MBR_DAP_LBA_OFFSET + 8]
-            .try_into()
-            .unwrap_or_default(),
-    );
+    let placeholder =
+        u64::from_le_bytes(code[MBR_DAP_LBA_OFFSET..MBR_DAP_LBA_OFFSET + 8].try_into().unwrap_or_default());
     if placeholder != MBR_LBA_PLACEHOLDER || code[MBR_DAP_OFFSET] != 16 {
-        return Err(Error::Internal(
-            "the embedded MBR code has no disk address packet where expected".into(),
-        ));
+        return Err(Error::Internal("the embedded MBR code has no disk address packet where expected".into()));
     }
-    code[MBR_DAP_COUNT_OFFSET..MBR_DAP_COUNT_OFFSET + 2]
-        .copy_from_slice(&(BOOT_AREA_SECTORS as u16).to_le_bytes());
+    code[MBR_DAP_COUNT_OFFSET..MBR_DAP_COUNT_OFFSET + 2].copy_from_slice(&(BOOT_AREA_SECTORS as u16).to_le_bytes());
     code[MBR_DAP_LBA_OFFSET..MBR_DAP_LBA_OFFSET + 8].copy_from_slice(&boot_area_lba.to_le_bytes());
     Ok(code)
 }
@@ -408,18 +360,13 @@ pub fn patched_mbr_code(boot_area_lba: u64) -> Result<[u8; MBR_CODE_LEN], Error>
 /// Checks that the embedded stage 2 is what this module expects (signature, record format,
 /// size).
 pub fn check_stage2() -> Result<(), Error> {
-    let signature_ok = STAGE2_CODE.get(STAGE2_SIGNATURE_OFFSET..STAGE2_SIGNATURE_OFFSET + 8)
-        == Some(&STAGE2_SIGNATURE[..]);
+    let signature_ok =
+        STAGE2_CODE.get(STAGE2_SIGNATURE_OFFSET..STAGE2_SIGNATURE_OFFSET + 8) == Some(&STAGE2_SIGNATURE[..]);
     let record_version = STAGE2_CODE
         .get(STAGE2_RECORD_VERSION_OFFSET..STAGE2_RECORD_VERSION_OFFSET + 2)
         .map(|b| u16::from_le_bytes([b[0], b[1]]));
-    if !signature_ok
-        || record_version != Some(RECORD_VERSION)
-        || STAGE2_CODE.len() as u64 > STAGE2_SECTORS * SECTOR
-    {
-        return Err(Error::Internal(
-            "the embedded stage 2 does not match this library".into(),
-        ));
+    if !signature_ok || record_version != Some(RECORD_VERSION) || STAGE2_CODE.len() as u64 > STAGE2_SECTORS * SECTOR {
+        return Err(Error::Internal("the embedded stage 2 does not match this library".into()));
     }
     Ok(())
 }
@@ -433,17 +380,8 @@ mod tests {
         BootRecord {
             flags: FLAG_QUIET,
             entry: 0x100040,
-            runs: vec![Run {
-                lba: 4100,
-                dest: 0x100000,
-                skip: 0x20,
-                len: 0x13000,
-                sectors: 153,
-            }],
-            zeros: vec![ZeroRange {
-                dest: 0x113000,
-                len: 0xb000,
-            }],
+            runs: vec![Run { lba: 4100, dest: 0x100000, skip: 0x20, len: 0x13000, sectors: 153 }],
+            zeros: vec![ZeroRange { dest: 0x113000, len: 0xb000 }],
             cmdline: "test_hello.virtio Hello_Solo5".into(),
             kernel_name: "test_hello.virtio".into(),
             loader_name: "unikernel-mkimage 0.1.0".into(),
@@ -480,10 +418,7 @@ mod tests {
         assert_eq!(u16_at(0x20), 64);
         assert_eq!(u16_at(0x22), 64 + 24);
         let run = 64;
-        assert_eq!(
-            u64::from_le_bytes(bytes[run..run + 8].try_into().unwrap()),
-            4100
-        );
+        assert_eq!(u64::from_le_bytes(bytes[run..run + 8].try_into().unwrap()), 4100);
         assert_eq!(u32_at(run + 8), 0x100000);
         assert_eq!(u16_at(run + 12), 0x20);
         assert_eq!(u32_at(run + 16), 0x13000);
@@ -502,33 +437,21 @@ mod tests {
     #[test]
     fn damaged_records_are_refused() {
         let bytes = record().encode().unwrap();
-        assert_eq!(
-            BootRecord::decode(&bytes[..10]),
-            Err(RecordError::Truncated)
-        );
+        assert_eq!(BootRecord::decode(&bytes[..10]), Err(RecordError::Truncated));
         let mut b = bytes.clone();
         b[0] = b'X';
         assert_eq!(BootRecord::decode(&b), Err(RecordError::BadSignature));
         let mut b = bytes.clone();
         b[8] = 2;
-        assert_eq!(
-            BootRecord::decode(&b),
-            Err(RecordError::UnsupportedVersion(2))
-        );
+        assert_eq!(BootRecord::decode(&b), Err(RecordError::UnsupportedVersion(2)));
         let mut b = bytes.clone();
         let last = b.len() - 2;
         b[last] ^= 0x20;
         assert_eq!(BootRecord::decode(&b), Err(RecordError::BadCrc));
         let mut b = bytes.clone();
         b[12..16].copy_from_slice(&100_000u32.to_le_bytes());
-        assert!(matches!(
-            BootRecord::decode(&b),
-            Err(RecordError::Malformed(_))
-        ));
-        assert_eq!(
-            BootRecord::decode(&bytes[..bytes.len() - 1]),
-            Err(RecordError::Truncated)
-        );
+        assert!(matches!(BootRecord::decode(&b), Err(RecordError::Malformed(_))));
+        assert_eq!(BootRecord::decode(&bytes[..bytes.len() - 1]), Err(RecordError::Truncated));
     }
 
     #[test]
@@ -547,10 +470,7 @@ mod tests {
 
     fn plan(segments: Vec<Segment>) -> LoadPlan {
         LoadPlan {
-            header: Header {
-                offset: 0,
-                flags: 0,
-            },
+            header: Header { offset: 0, flags: 0 },
             format: KernelFormat::Elf32,
             entry: segments[0].addr as u32,
             segments,
@@ -560,95 +480,28 @@ mod tests {
     #[test]
     fn runs_follow_segments_and_extents() {
         let load = plan(vec![
-            Segment {
-                file_offset: 0x1000,
-                file_size: 0x13000,
-                addr: 0x100000,
-                mem_size: 0x1e000,
-            },
-            Segment {
-                file_offset: 0x14010,
-                file_size: 0x10,
-                addr: 0x1000000,
-                mem_size: 0x10,
-            },
+            Segment { file_offset: 0x1000, file_size: 0x13000, addr: 0x100000, mem_size: 0x1e000 },
+            Segment { file_offset: 0x14010, file_size: 0x10, addr: 0x1000000, mem_size: 0x10 },
         ]);
         // One contiguous extent.
-        let (runs, zeros) = plan_runs(
-            &load,
-            &[FileExtent {
-                file_offset: 0,
-                lba: 5000,
-                len: 0x20000,
-            }],
-        );
+        let (runs, zeros) = plan_runs(&load, &[FileExtent { file_offset: 0, lba: 5000, len: 0x20000 }]);
         assert_eq!(
             runs,
             vec![
-                (
-                    Run {
-                        lba: 5000 + 8,
-                        dest: 0x100000,
-                        skip: 0,
-                        len: 0x13000,
-                        sectors: 0x98
-                    },
-                    0x1000
-                ),
-                (
-                    Run {
-                        lba: 5000 + 0xa0,
-                        dest: 0x1000000,
-                        skip: 0x10,
-                        len: 0x10,
-                        sectors: 1
-                    },
-                    0x14010
-                ),
+                (Run { lba: 5000 + 8, dest: 0x100000, skip: 0, len: 0x13000, sectors: 0x98 }, 0x1000),
+                (Run { lba: 5000 + 0xa0, dest: 0x1000000, skip: 0x10, len: 0x10, sectors: 1 }, 0x14010),
             ]
         );
-        assert_eq!(
-            zeros,
-            vec![ZeroRange {
-                dest: 0x113000,
-                len: 0xb000
-            }]
-        );
+        assert_eq!(zeros, vec![ZeroRange { dest: 0x113000, len: 0xb000 }]);
         // Two extents: the first segment is split where the file jumps on disk.
         let extents = [
-            FileExtent {
-                file_offset: 0,
-                lba: 5000,
-                len: 0x8000,
-            },
-            FileExtent {
-                file_offset: 0x8000,
-                lba: 9000,
-                len: 0x18000,
-            },
+            FileExtent { file_offset: 0, lba: 5000, len: 0x8000 },
+            FileExtent { file_offset: 0x8000, lba: 9000, len: 0x18000 },
         ];
         let (runs, _) = plan_runs(&load, &extents);
         assert_eq!(runs.len(), 3);
-        assert_eq!(
-            runs[0].0,
-            Run {
-                lba: 5008,
-                dest: 0x100000,
-                skip: 0,
-                len: 0x7000,
-                sectors: 0x38
-            }
-        );
-        assert_eq!(
-            runs[1].0,
-            Run {
-                lba: 9000,
-                dest: 0x107000,
-                skip: 0,
-                len: 0xc000,
-                sectors: 0x60
-            }
-        );
+        assert_eq!(runs[0].0, Run { lba: 5008, dest: 0x100000, skip: 0, len: 0x7000, sectors: 0x38 });
+        assert_eq!(runs[1].0, Run { lba: 9000, dest: 0x107000, skip: 0, len: 0xc000, sectors: 0x60 });
         assert_eq!(runs[1].1, 0x8000);
     }
 
@@ -656,28 +509,13 @@ mod tests {
     fn unaligned_runs_cover_their_bytes() {
         for offset in [0u64, 1, 3, 511, 512, 513, 4093] {
             for size in [1u64, 2, 511, 512, 513, 65024, 65025, 200_000] {
-                let load = plan(vec![Segment {
-                    file_offset: offset,
-                    file_size: size,
-                    addr: 0x100000,
-                    mem_size: size,
-                }]);
-                let (runs, _) = plan_runs(
-                    &load,
-                    &[FileExtent {
-                        file_offset: 0,
-                        lba: 100,
-                        len: 1 << 20,
-                    }],
-                );
+                let load = plan(vec![Segment { file_offset: offset, file_size: size, addr: 0x100000, mem_size: size }]);
+                let (runs, _) = plan_runs(&load, &[FileExtent { file_offset: 0, lba: 100, len: 1 << 20 }]);
                 assert_eq!(runs.len(), 1);
                 let run = runs[0].0;
                 assert_eq!(u64::from(run.skip), offset % 512);
                 assert_eq!(run.lba, 100 + offset / 512);
-                assert_eq!(
-                    u64::from(run.sectors) * 512,
-                    (u64::from(run.skip) + size).div_ceil(512) * 512
-                );
+                assert_eq!(u64::from(run.sectors) * 512, (u64::from(run.skip) + size).div_ceil(512) * 512);
             }
         }
     }
@@ -688,10 +526,7 @@ mod tests {
         assert_eq!(load_checksum([&[1, 0, 0, 0, 2, 0, 0, 0][..]]), (3, 4));
         // Partial dwords are zero-padded per run, not carried into the next run.
         assert_eq!(load_checksum([&[1u8][..], &[1u8][..]]), (2, 3));
-        assert_eq!(
-            load_checksum([&[0, 0, 0, 0x80, 0, 0, 0, 0x80][..]]),
-            (0, 0x8000_0000)
-        );
+        assert_eq!(load_checksum([&[0, 0, 0, 0x80, 0, 0, 0, 0x80][..]]), (0, 0x8000_0000));
     }
 
     #[test]
@@ -699,18 +534,8 @@ mod tests {
         check_stage2().unwrap();
         assert_eq!(stage_version(), 1);
         let code = patched_mbr_code(64).unwrap();
-        assert_eq!(
-            u16::from_le_bytes([code[MBR_DAP_COUNT_OFFSET], code[MBR_DAP_COUNT_OFFSET + 1]]),
-            32
-        );
-        assert_eq!(
-            u64::from_le_bytes(
-                code[MBR_DAP_LBA_OFFSET..MBR_DAP_LBA_OFFSET + 8]
-                    .try_into()
-                    .unwrap()
-            ),
-            64
-        );
+        assert_eq!(u16::from_le_bytes([code[MBR_DAP_COUNT_OFFSET], code[MBR_DAP_COUNT_OFFSET + 1]]), 32);
+        assert_eq!(u64::from_le_bytes(code[MBR_DAP_LBA_OFFSET..MBR_DAP_LBA_OFFSET + 8].try_into().unwrap()), 64);
         assert_eq!(stage2_sectors().len(), 8192);
     }
 }

@@ -29,16 +29,16 @@ pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Clone, Debug)]
 pub struct Kernel {
     name: String,
+    /// What errors call the kernel: its path when read from a file, else its name.
+    origin: String,
     bytes: Arc<Vec<u8>>,
 }
 
 impl Kernel {
     /// A kernel from bytes in memory, stored under `name`.
     pub fn from_bytes(name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
-        Kernel {
-            name: name.into(),
-            bytes: Arc::new(bytes.into()),
-        }
+        let name = name.into();
+        Kernel { origin: name.clone(), name, bytes: Arc::new(bytes.into()) }
     }
 
     /// A kernel read to its end from `reader`, stored under `name`. Reads at most
@@ -50,24 +50,15 @@ impl Kernel {
         reader
             .take(MAX_KERNEL_SIZE + 1)
             .read_to_end(&mut bytes)
-            .map_err(|source| Error::KernelRead {
-                path: PathBuf::from(&name),
-                source,
-            })?;
-        Ok(Kernel {
-            name,
-            bytes: Arc::new(bytes),
-        })
+            .map_err(|source| Error::KernelRead { path: PathBuf::from(&name), source })?;
+        Ok(Kernel { origin: name.clone(), name, bytes: Arc::new(bytes) })
     }
 
     /// A kernel read from a file, stored under the file's base name. Refuses anything but a
     /// regular file, and a file that changes while it is read.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let read_err = |source| Error::KernelRead {
-            path: path.to_owned(),
-            source,
-        };
+        let read_err = |source| Error::KernelRead { path: path.to_owned(), source };
         // Look before opening: opening a FIFO for reading would block until a writer appears.
         let before = std::fs::metadata(path).map_err(read_err)?;
         check_regular(path, &before)?;
@@ -82,19 +73,14 @@ impl Kernel {
             });
         }
         let mut bytes = Vec::with_capacity(opened.len() as usize);
-        (&mut file)
-            .take(MAX_KERNEL_SIZE + 1)
-            .read_to_end(&mut bytes)
-            .map_err(read_err)?;
+        (&mut file).take(MAX_KERNEL_SIZE + 1).read_to_end(&mut bytes).map_err(read_err)?;
         let after = file.metadata().map_err(read_err)?;
         let unchanged = bytes.len() as u64 == opened.len()
             && after.len() == opened.len()
             && after.modified().ok() == opened.modified().ok()
             && same_change_time(&opened, &after);
         if !unchanged {
-            return Err(Error::KernelChanged {
-                path: path.to_owned(),
-            });
+            return Err(Error::KernelChanged { path: path.to_owned() });
         }
         let name = path
             .file_name()
@@ -104,15 +90,17 @@ impl Kernel {
                 reason: "the file name is not valid UTF-8; give one with --name",
             })?
             .to_owned();
-        Ok(Kernel {
-            name,
-            bytes: Arc::new(bytes),
-        })
+        Ok(Kernel { name, origin: path.display().to_string(), bytes: Arc::new(bytes) })
     }
 
     /// The name the kernel is stored under.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What error messages call the kernel: the path it was read from, or its name.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// The kernel bytes.
@@ -137,15 +125,8 @@ fn check_regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
     if ft.is_file() {
         return Ok(());
     }
-    let kind = if ft.is_dir() {
-        "directory"
-    } else {
-        file_kind_unix(&ft)
-    };
-    Err(Error::KernelNotAFile {
-        path: path.to_owned(),
-        kind,
-    })
+    let kind = if ft.is_dir() { "directory" } else { file_kind_unix(&ft) };
+    Err(Error::KernelNotAFile { path: path.to_owned(), kind })
 }
 
 #[cfg(unix)]
@@ -292,10 +273,7 @@ impl ImageBuilder {
     /// Plans the image without writing anything.
     pub fn plan(&self) -> Result<Plan, Error> {
         let name = self.stored_name();
-        check_name(name).map_err(|reason| Error::InvalidName {
-            name: name.to_owned(),
-            reason,
-        })?;
+        check_name(name).map_err(|reason| Error::InvalidName { name: name.to_owned(), reason })?;
         if name == INFO_FILE_NAME {
             return Err(Error::InvalidName {
                 name: name.to_owned(),
@@ -304,51 +282,32 @@ impl ImageBuilder {
         }
         let bytes = self.kernel.bytes();
         if bytes.is_empty() {
-            return Err(Error::KernelEmpty {
-                name: name.to_owned(),
-            });
+            return Err(Error::KernelEmpty { name: self.kernel.origin.clone() });
         }
         if bytes.len() as u64 > MAX_KERNEL_SIZE {
             return Err(Error::KernelTooLarge {
-                name: name.to_owned(),
+                name: self.kernel.origin.clone(),
                 size: bytes.len() as u64,
                 max: MAX_KERNEL_SIZE,
             });
         }
-        let load = LoadPlan::new(bytes).map_err(|source| Error::InvalidKernel {
-            name: name.to_owned(),
-            source,
-        })?;
-        let cmdline = std::iter::once(name)
-            .chain(self.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let load =
+            LoadPlan::new(bytes).map_err(|source| Error::InvalidKernel { name: self.kernel.origin.clone(), source })?;
+        let cmdline = std::iter::once(name).chain(self.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
         if cmdline.contains('\0') {
             return Err(Error::InvalidArgument {
                 reason: "an argument contains a NUL byte, which cannot be passed on a command line",
             });
         }
         if cmdline.len() > MAX_CMDLINE_LEN {
-            return Err(Error::CommandLineTooLong {
-                len: cmdline.len(),
-                max: MAX_CMDLINE_LEN,
-            });
+            return Err(Error::CommandLineTooLong { len: cmdline.len(), max: MAX_CMDLINE_LEN });
         }
         let kernel_sha256 = sha256(bytes);
         let identity = match &self.seed {
             Some(seed) => Identity::from_seed(seed),
-            None => {
-                Identity::from_content(&kernel_sha256, &cmdline, self.table.name(), self.disk_size)
-            }
+            None => Identity::from_content(&kernel_sha256, &cmdline, self.table.name(), self.disk_size),
         };
-        let info_text = build_info(
-            name,
-            bytes.len() as u64,
-            &kernel_sha256,
-            &cmdline,
-            self.table,
-            &load,
-        );
+        let info_text = build_info(name, bytes.len() as u64, &kernel_sha256, &cmdline, self.table, &load);
         let layout = Layout::plan(&LayoutRequest {
             table: self.table,
             disk_size: self.disk_size,
@@ -358,16 +317,7 @@ impl ImageBuilder {
             info_size: info_text.len() as u64,
         })?;
         let boot_record = boot_record(&layout, &load, bytes, name, &cmdline, self.quiet_boot)?;
-        Ok(Plan {
-            layout,
-            cmdline,
-            kernel_sha256,
-            identity,
-            timestamp: self.timestamp,
-            info_text,
-            load,
-            boot_record,
-        })
+        Ok(Plan { layout, cmdline, kernel_sha256, identity, timestamp: self.timestamp, info_text, load, boot_record })
     }
 
     /// Plans and assembles the image.
@@ -386,11 +336,7 @@ fn boot_record(
     cmdline: &str,
     quiet: bool,
 ) -> Result<BootRecord, Error> {
-    let extent = FileExtent {
-        file_offset: 0,
-        lba: layout.kernel.sectors.start,
-        len: kernel.len() as u64,
-    };
+    let extent = FileExtent { file_offset: 0, lba: layout.kernel.sectors.start, len: kernel.len() as u64 };
     let (runs, zeros) = bootstage::plan_runs(load, &[extent]);
     let checksum = bootstage::load_checksum(runs.iter().map(|(run, offset)| {
         let start = *offset as usize;
@@ -416,14 +362,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// The text of the build-information file.
-fn build_info(
-    name: &str,
-    size: u64,
-    sha: &[u8; 32],
-    cmdline: &str,
-    table: PartitionTable,
-    load: &LoadPlan,
-) -> String {
+fn build_info(name: &str, size: u64, sha: &[u8; 32], cmdline: &str, table: PartitionTable, load: &LoadPlan) -> String {
     let mut text = format!(
         "This disk was made by unikernel-mkimage {TOOL_VERSION} (boot stage {}).\n\
          kernel file: {name}\n\

@@ -116,17 +116,10 @@ impl FatGeometry {
             .find_map(|fat_type| Self::try_type(total_sectors, sectors_per_cluster, fat_type))
     }
 
-    fn try_type(
-        total_sectors: u32,
-        sectors_per_cluster: u32,
-        fat_type: FatType,
-    ) -> Option<FatGeometry> {
+    fn try_type(total_sectors: u32, sectors_per_cluster: u32, fat_type: FatType) -> Option<FatGeometry> {
         let (reserved, root_entries) = match fat_type {
             FatType::Fat32 => (u32::from(FAT32_RESERVED_SECTORS), 0),
-            FatType::Fat16 => (
-                u32::from(FAT16_RESERVED_SECTORS),
-                u32::from(FAT16_ROOT_ENTRIES),
-            ),
+            FatType::Fat16 => (u32::from(FAT16_RESERVED_SECTORS), u32::from(FAT16_ROOT_ENTRIES)),
         };
         let root_dir_sectors = (root_entries * DIR_ENTRY_SIZE).div_ceil(SECTOR_SIZE);
         // fatfs refuses volumes without room for at least 8 sectors of FAT and data.
@@ -138,9 +131,8 @@ impl FatGeometry {
         let bits_per_cluster = sectors_per_cluster * SECTOR_SIZE * 8;
         let t2 = u64::from(bits_per_cluster / fat_type.entry_bits() + u32::from(FAT_COPIES));
         let sectors_per_fat = u32::try_from(t1.div_ceil(t2)).ok()?;
-        let used = u64::from(reserved)
-            + u64::from(root_dir_sectors)
-            + u64::from(sectors_per_fat) * u64::from(FAT_COPIES);
+        let used =
+            u64::from(reserved) + u64::from(root_dir_sectors) + u64::from(sectors_per_fat) * u64::from(FAT_COPIES);
         let data_sectors = u64::from(total_sectors).checked_sub(used)?;
         let clusters = u32::try_from(data_sectors / u64::from(sectors_per_cluster)).ok()?;
         let fits = match fat_type {
@@ -164,17 +156,13 @@ impl FatGeometry {
     pub fn choose(total_sectors: u32) -> Option<FatGeometry> {
         let bytes = u64::from(total_sectors) * u64::from(SECTOR_SIZE);
         let preferred = preferred_fat32_cluster_size(bytes);
-        let fat32 = std::iter::successors(Some(preferred), |&size| {
-            (size > SECTOR_SIZE).then_some(size / 2)
-        })
-        .filter_map(|size| Self::for_volume(total_sectors, size / SECTOR_SIZE))
-        .find(|g| g.fat_type == FatType::Fat32);
-        fat32.or_else(|| {
-            std::iter::successors(Some(SECTOR_SIZE), |&size| {
-                (size < MAX_CLUSTER_SIZE).then_some(size * 2)
-            })
+        let fat32 = std::iter::successors(Some(preferred), |&size| (size > SECTOR_SIZE).then_some(size / 2))
             .filter_map(|size| Self::for_volume(total_sectors, size / SECTOR_SIZE))
-            .find(|g| g.fat_type == FatType::Fat16)
+            .find(|g| g.fat_type == FatType::Fat32);
+        fat32.or_else(|| {
+            std::iter::successors(Some(SECTOR_SIZE), |&size| (size < MAX_CLUSTER_SIZE).then_some(size * 2))
+                .filter_map(|size| Self::for_volume(total_sectors, size / SECTOR_SIZE))
+                .find(|g| g.fat_type == FatType::Fat16)
         })
     }
 
@@ -258,13 +246,10 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
         return Err("FAT drops trailing dots and spaces, so the name would not be stored as given");
     }
     for c in name.chars() {
-        let allowed = c.is_ascii_alphanumeric()
-            || ('\u{80}'..='\u{FFFF}').contains(&c)
-            || "$%'-_@~`!(){}.+,;=[]^#&".contains(c);
+        let allowed =
+            c.is_ascii_alphanumeric() || ('\u{80}'..='\u{FFFF}').contains(&c) || "$%'-_@~`!(){}.+,;=[]^#&".contains(c);
         if c == ' ' || c.is_whitespace() {
-            return Err(
-                "the name contains whitespace, which would split the kernel's command line",
-            );
+            return Err("the name contains whitespace, which would split the kernel's command line");
         }
         if !allowed {
             return Err(
@@ -336,24 +321,14 @@ impl FatPlan {
             let clusters = u32::try_from(size.div_ceil(cluster_size)).ok()?;
             let first_cluster = if clusters == 0 { 0 } else { next };
             next = next.checked_add(clusters)?;
-            placed.push(PlannedFile {
-                name: name.to_owned(),
-                size,
-                first_cluster,
-                clusters,
-            });
+            placed.push(PlannedFile { name: name.to_owned(), size, first_cluster, clusters });
         }
         // Clusters 2..next are in use; `next` must still be a cluster number of this volume or
         // one past the last.
         if next - FIRST_DATA_CLUSTER > geometry.total_clusters() {
             return None;
         }
-        Some(FatPlan {
-            geometry,
-            root_dir_clusters,
-            files: placed,
-            next_free_cluster: next,
-        })
+        Some(FatPlan { geometry, root_dir_clusters, files: placed, next_free_cluster: next })
     }
 
     /// Clusters in use (root directory and files).
@@ -422,10 +397,7 @@ mod tests {
             if let Some(g) = FatGeometry::choose(sectors) {
                 let clusters = g.total_clusters();
                 let entry_bytes = u64::from(g.fat_type.entry_bits() / 8);
-                assert!(
-                    u64::from(g.sectors_per_fat) * 512 >= (u64::from(clusters) + 2) * entry_bytes,
-                    "{sectors}"
-                );
+                assert!(u64::from(g.sectors_per_fat) * 512 >= (u64::from(clusters) + 2) * entry_bytes, "{sectors}");
                 assert!(g.first_data_sector() < g.total_sectors);
                 assert!(g.cluster_size().is_power_of_two() && g.cluster_size() <= MAX_CLUSTER_SIZE);
                 match g.fat_type {
@@ -437,10 +409,7 @@ mod tests {
                     }
                 }
             } else {
-                assert!(
-                    sectors < 5 * MIB_SECTORS,
-                    "no geometry for {sectors} sectors"
-                );
+                assert!(sectors < 5 * MIB_SECTORS, "no geometry for {sectors} sectors");
             }
             sectors = sectors + sectors / 7 + 1;
         }
@@ -468,14 +437,7 @@ mod tests {
 
     #[test]
     fn names_are_checked() {
-        for good in [
-            "unikernel.bin",
-            "test_hello.virtio",
-            "a",
-            "K~1",
-            "ünïcode",
-            "x".repeat(255).as_str(),
-        ] {
+        for good in ["unikernel.bin", "test_hello.virtio", "a", "K~1", "ünïcode", "x".repeat(255).as_str()] {
             assert_eq!(check_name(good), Ok(()), "{good}");
         }
         for bad in [
@@ -504,8 +466,7 @@ mod tests {
     #[test]
     fn files_are_placed_consecutively_after_the_root_directory() {
         let g = FatGeometry::choose((GIB / 512) as u32 - 2048).unwrap();
-        let plan =
-            FatPlan::place(g, &[("unikernel.bin", 225_408), ("build-info.txt", 300)]).unwrap();
+        let plan = FatPlan::place(g, &[("unikernel.bin", 225_408), ("build-info.txt", 300)]).unwrap();
         assert_eq!(plan.root_dir_clusters, vec![2]);
         assert_eq!(plan.files[0].first_cluster, 3);
         assert_eq!(plan.files[0].clusters, 56); // 225,408 / 4096 rounded up

@@ -7,9 +7,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 use crate::Error;
-use crate::fat_plan::{
-    FAT_COPIES, FAT32_BACKUP_BOOT_SECTOR, FAT32_FSINFO_SECTOR, FatGeometry, FatType, SECTOR_SIZE,
-};
+use crate::fat_plan::{FAT_COPIES, FAT32_BACKUP_BOOT_SECTOR, FAT32_FSINFO_SECTOR, FatGeometry, FatType, SECTOR_SIZE};
 use crate::layout::{Layout, SECTOR};
 use crate::sparse::{Slice, SparseDisk};
 use crate::time::{FatDateTime, Timestamp};
@@ -53,9 +51,7 @@ impl fatfs::TimeProvider for BuildTimeProvider {
     }
 
     fn get_current_date_time(&self) -> fatfs::DateTime {
-        BUILD_TIME
-            .with(Cell::get)
-            .unwrap_or_else(|| to_fatfs(Timestamp::default().fat_date_time()))
+        BUILD_TIME.with(Cell::get).unwrap_or_else(|| to_fatfs(Timestamp::default().fat_date_time()))
     }
 }
 
@@ -77,17 +73,8 @@ impl Drop for BuildTimeGuard {
 
 fn to_fatfs(dt: FatDateTime) -> fatfs::DateTime {
     fatfs::DateTime {
-        date: fatfs::Date {
-            year: dt.year,
-            month: dt.month,
-            day: dt.day,
-        },
-        time: fatfs::Time {
-            hour: dt.hour,
-            min: dt.minute,
-            sec: dt.second,
-            millis: 0,
-        },
+        date: fatfs::Date { year: dt.year, month: dt.month, day: dt.day },
+        time: fatfs::Time { hour: dt.hour, min: dt.minute, sec: dt.second, millis: 0 },
     }
 }
 
@@ -125,23 +112,13 @@ pub(crate) fn write_fat(
         // unlike with a label, adds no volume-label entry to the root directory (which the
         // plan's directory-entry count does not include).
         fatfs::format_volume(&mut slice, options).map_err(fat_error("format"))?;
-        slice
-            .seek(SeekFrom::Start(0))
-            .map_err(fat_error("rewind"))?;
-        let fs = fatfs::FileSystem::new(
-            &mut slice,
-            fatfs::FsOptions::new().time_provider(&BUILD_TIME_PROVIDER),
-        )
-        .map_err(fat_error("mount"))?;
+        slice.seek(SeekFrom::Start(0)).map_err(fat_error("rewind"))?;
+        let fs = fatfs::FileSystem::new(&mut slice, fatfs::FsOptions::new().time_provider(&BUILD_TIME_PROVIDER))
+            .map_err(fat_error("mount"))?;
         {
             let root = fs.root_dir();
-            for (file, data) in [
-                (&layout.kernel.file, kernel.as_slice()),
-                (&layout.info.file, info),
-            ] {
-                let mut handle = root
-                    .create_file(&file.name)
-                    .map_err(fat_error("create file"))?;
+            for (file, data) in [(&layout.kernel.file, kernel.as_slice()), (&layout.info.file, info)] {
+                let mut handle = root.create_file(&file.name).map_err(fat_error("create file"))?;
                 handle.write_all(data).map_err(fat_error("write file"))?;
                 handle.flush().map_err(fat_error("close file"))?;
             }
@@ -149,31 +126,19 @@ pub(crate) fn write_fat(
         fs.unmount().map_err(fat_error("unmount"))?;
     }
     if !disk.window_complete() {
-        return Err(Error::Internal(
-            "the kernel was not written completely into its planned clusters".into(),
-        ));
+        return Err(Error::Internal("the kernel was not written completely into its planned clusters".into()));
     }
     let base = part.byte_offset();
-    let hidden = u32::try_from(part.start)
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .to_le_bytes();
-    disk.write_at(base + BPB_HIDDEN_SECTORS, &hidden)
-        .map_err(fat_error("hidden sectors"))?;
+    let hidden = u32::try_from(part.start).map_err(|e| Error::Internal(e.to_string()))?.to_le_bytes();
+    disk.write_at(base + BPB_HIDDEN_SECTORS, &hidden).map_err(fat_error("hidden sectors"))?;
     if geometry.fat_type == FatType::Fat32 {
         let backup = base + u64::from(FAT32_BACKUP_BOOT_SECTOR) * SECTOR;
-        disk.write_at(backup + BPB_HIDDEN_SECTORS, &hidden)
-            .map_err(fat_error("hidden sectors"))?;
+        disk.write_at(backup + BPB_HIDDEN_SECTORS, &hidden).map_err(fat_error("hidden sectors"))?;
         let fsinfo = base + u64::from(FAT32_FSINFO_SECTOR) * SECTOR;
-        disk.write_at(
-            fsinfo + FSINFO_FREE_COUNT,
-            &layout.fat.free_clusters().to_le_bytes(),
-        )
-        .map_err(fat_error("FSInfo"))?;
-        disk.write_at(
-            fsinfo + FSINFO_NEXT_FREE,
-            &layout.fat.next_free_cluster.to_le_bytes(),
-        )
-        .map_err(fat_error("FSInfo"))?;
+        disk.write_at(fsinfo + FSINFO_FREE_COUNT, &layout.fat.free_clusters().to_le_bytes())
+            .map_err(fat_error("FSInfo"))?;
+        disk.write_at(fsinfo + FSINFO_NEXT_FREE, &layout.fat.next_free_cluster.to_le_bytes())
+            .map_err(fat_error("FSInfo"))?;
     }
     verify(disk, layout)
 }
@@ -198,17 +163,9 @@ fn geometry_on_disk(disk: &SparseDisk, base: u64) -> (u32, u32, u32, u32, u32, u
         u32::from(b[0])
     };
     let total16 = u32::from(read_u16(disk, base + 0x13));
-    let total = if total16 != 0 {
-        total16
-    } else {
-        read_u32(disk, base + 0x20)
-    };
+    let total = if total16 != 0 { total16 } else { read_u32(disk, base + 0x20) };
     let fat16_size = u32::from(read_u16(disk, base + 0x16));
-    let fat_size = if fat16_size != 0 {
-        fat16_size
-    } else {
-        read_u32(disk, base + 0x24)
-    };
+    let fat_size = if fat16_size != 0 { fat16_size } else { read_u32(disk, base + 0x24) };
     (
         u32::from(read_u16(disk, base + 0x0b)),
         byte(0x0d),
@@ -253,9 +210,7 @@ fn verify(disk: &SparseDisk, layout: &Layout) -> Result<(), Error> {
             )));
         }
         if read_u32(disk, sector + BPB_HIDDEN_SECTORS) != layout.fat_partition.start as u32 {
-            return Err(Error::Internal(
-                "FAT hidden-sectors field differs from the partition start".into(),
-            ));
+            return Err(Error::Internal("FAT hidden-sectors field differs from the partition start".into()));
         }
     }
     let eoc = match g.fat_type {
@@ -267,10 +222,7 @@ fn verify(disk: &SparseDisk, layout: &Layout) -> Result<(), Error> {
         chains.push(("root directory", layout.fat.root_dir_clusters.clone()));
     }
     for file in [&layout.kernel.file, &layout.info.file] {
-        chains.push((
-            file.name.as_str(),
-            (file.first_cluster..file.first_cluster + file.clusters).collect(),
-        ));
+        chains.push((file.name.as_str(), (file.first_cluster..file.first_cluster + file.clusters).collect()));
     }
     for copy in 0..u32::from(FAT_COPIES) {
         for (what, chain) in &chains {
@@ -291,9 +243,7 @@ fn verify(disk: &SparseDisk, layout: &Layout) -> Result<(), Error> {
         if layout.fat.next_free_cluster - 2 < g.total_clusters()
             && fat_entry(disk, base, g, copy, layout.fat.next_free_cluster) != 0
         {
-            return Err(Error::Internal(format!(
-                "FAT copy {copy}: a cluster beyond the plan is in use"
-            )));
+            return Err(Error::Internal(format!("FAT copy {copy}: a cluster beyond the plan is in use")));
         }
     }
     Ok(())

@@ -69,12 +69,7 @@ impl<W: Write> Write for Counting<W> {
 /// Fills a tar checksum field the way GNU tar does: six octal digits, NUL, space.
 fn set_gnu_checksum(header: &mut GnuHeader) {
     header.cksum = *b"        ";
-    let sum: u32 = header
-        .as_header()
-        .as_bytes()
-        .iter()
-        .map(|&b| u32::from(b))
-        .sum();
+    let sum: u32 = header.as_header().as_bytes().iter().map(|&b| u32::from(b)).sum();
     let digits = format!("{sum:06o}");
     header.cksum[..6].copy_from_slice(&digits.as_bytes()[digits.len() - 6..]);
     header.cksum[6] = 0;
@@ -84,15 +79,8 @@ fn set_gnu_checksum(header: &mut GnuHeader) {
 /// The sparse map of an image: its data extents plus GNU tar's closing zero-length entry at the
 /// disk size when the disk ends in a hole.
 fn sparse_map(image: &Image) -> Vec<(u64, u64)> {
-    let mut map: Vec<(u64, u64)> = image
-        .data_extents()
-        .iter()
-        .map(|e| (e.offset, e.len))
-        .collect();
-    if map
-        .last()
-        .is_none_or(|&(offset, len)| offset + len < image.disk_size())
-    {
+    let mut map: Vec<(u64, u64)> = image.data_extents().iter().map(|e| (e.offset, e.len)).collect();
+    if map.last().is_none_or(|&(offset, len)| offset + len < image.disk_size()) {
         map.push((image.disk_size(), 0));
     }
     map
@@ -104,23 +92,18 @@ fn header_blocks(image: &Image) -> Result<Vec<u8>, Error> {
     let map = sparse_map(image);
     let stored: u64 = map.iter().map(|&(_, len)| len).sum();
     let mut block = tar::Header::new_gnu();
-    let header = block
-        .as_gnu_mut()
-        .ok_or_else(|| Error::Internal("tar header is not GNU".into()))?;
+    let header = block.as_gnu_mut().ok_or_else(|| Error::Internal("tar header is not GNU".into()))?;
     {
         let h = header.as_header_mut();
-        h.set_path(MEMBER_NAME)
-            .map_err(|e| Error::Internal(format!("tar header: {e}")))?;
+        h.set_path(MEMBER_NAME).map_err(|e| Error::Internal(format!("tar header: {e}")))?;
         h.set_mode(MEMBER_MODE);
         h.set_uid(0);
         h.set_gid(0);
         h.set_size(stored);
         h.set_mtime(image.plan().timestamp.unix());
         h.set_entry_type(tar::EntryType::new(TYPE_GNU_SPARSE));
-        h.set_username(OWNER_NAME)
-            .map_err(|e| Error::Internal(format!("tar header: {e}")))?;
-        h.set_groupname(OWNER_NAME)
-            .map_err(|e| Error::Internal(format!("tar header: {e}")))?;
+        h.set_username(OWNER_NAME).map_err(|e| Error::Internal(format!("tar header: {e}")))?;
+        h.set_groupname(OWNER_NAME).map_err(|e| Error::Internal(format!("tar header: {e}")))?;
     }
     // GNU tar leaves the device numbers empty for regular files.
     header.dev_major = [0; 8];
@@ -156,17 +139,9 @@ pub(crate) fn write_tarball<W: Write>(image: &Image, out: W) -> Result<u64, Erro
     let mut gz = GzBuilder::new()
         .mtime(0)
         .operating_system(GZIP_OS_UNKNOWN)
-        .write(
-            Counting {
-                inner: out,
-                count: 0,
-            },
-            Compression::new(GZIP_LEVEL),
-        );
+        .write(Counting { inner: out, count: 0 }, Compression::new(GZIP_LEVEL));
     gz.write_all(&headers).map_err(Error::write)?;
-    image
-        .for_each_chunk(|_, data| gz.write_all(data))
-        .map_err(Error::write)?;
+    image.for_each_chunk(|_, data| gz.write_all(data)).map_err(Error::write)?;
     // Data extents are whole sectors, so the member data already ends on a block boundary.
     let archive_len = headers.len() as u64 + image.data_len();
     debug_assert_eq!(archive_len % BLOCK as u64, 0);

@@ -23,21 +23,10 @@ pub type Guid = [u8; 16];
 
 impl Identity {
     /// Derives the identity of an image from its content (no seed given).
-    pub fn from_content(
-        kernel_sha256: &[u8; 32],
-        cmdline: &str,
-        table: &str,
-        disk_size: u64,
-    ) -> Self {
+    pub fn from_content(kernel_sha256: &[u8; 32], cmdline: &str, table: &str, disk_size: u64) -> Self {
         let mut hasher = Sha256::new();
         hasher.update(IDENTITY_TAG);
-        for field in [
-            &b"content"[..],
-            kernel_sha256,
-            cmdline.as_bytes(),
-            table.as_bytes(),
-            &disk_size.to_le_bytes(),
-        ] {
+        for field in [&b"content"[..], kernel_sha256, cmdline.as_bytes(), table.as_bytes(), &disk_size.to_le_bytes()] {
             hasher.update((field.len() as u64).to_le_bytes());
             hasher.update(field);
         }
@@ -97,14 +86,7 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 /// Formats a GUID the canonical way (`8-4-4-4-12` lower-case hex).
 pub fn format_guid(guid: &Guid) -> String {
     let hex: String = guid.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 #[cfg(test)]
@@ -145,11 +127,7 @@ mod tests {
     #[test]
     fn labels_give_distinct_identifiers() {
         let id = Identity::from_seed(b"seed");
-        let guids = [
-            id.guid("gpt disk"),
-            id.guid("gpt partition bios-boot"),
-            id.guid("gpt partition esp"),
-        ];
+        let guids = [id.guid("gpt disk"), id.guid("gpt partition bios-boot"), id.guid("gpt partition esp")];
         assert_ne!(guids[0], guids[1]);
         assert_ne!(guids[1], guids[2]);
         assert_ne!(id.mbr_disk_signature(), id.fat_volume_id());

@@ -48,13 +48,9 @@ impl Image {
         let record = plan.boot_record.encode()?;
         let boot_area = layout.boot_area.byte_offset();
         let internal = |e: std::io::Error| Error::Internal(format!("writing the boot stage: {e}"));
-        disk.write_at(boot_area, &crate::bootstage::stage2_sectors())
+        disk.write_at(boot_area, &crate::bootstage::stage2_sectors()).map_err(internal)?;
+        disk.write_at(boot_area + crate::bootstage::STAGE2_SECTORS * crate::layout::SECTOR, &record)
             .map_err(internal)?;
-        disk.write_at(
-            boot_area + crate::bootstage::STAGE2_SECTORS * crate::layout::SECTOR,
-            &record,
-        )
-        .map_err(internal)?;
         crate::fat_write::write_fat(
             &mut disk,
             layout,
@@ -63,16 +59,8 @@ impl Image {
             plan.identity.fat_volume_id(),
             plan.timestamp,
         )?;
-        let extents = disk
-            .data_extents()
-            .into_iter()
-            .map(|(offset, len)| DataExtent { offset, len })
-            .collect();
-        Ok(Image {
-            plan,
-            disk,
-            extents,
-        })
+        let extents = disk.data_extents().into_iter().map(|(offset, len)| DataExtent { offset, len }).collect();
+        Ok(Image { plan, disk, extents })
     }
 
     /// The plan this image was built from.
@@ -98,9 +86,7 @@ impl Image {
     /// Copies disk bytes starting at `offset` into `buf`. Panics if the range is outside the disk.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) {
         assert!(
-            offset
-                .checked_add(buf.len() as u64)
-                .is_some_and(|end| end <= self.disk_size()),
+            offset.checked_add(buf.len() as u64).is_some_and(|end| end <= self.disk_size()),
             "read outside the disk"
         );
         self.disk.read_at(offset, buf);
@@ -149,8 +135,7 @@ impl Image {
         })
         .map_err(Error::write)?;
         fill(&mut out, pos, self.disk_size()).map_err(Error::write)?;
-        out.seek(SeekFrom::Start(base + self.disk_size()))
-            .map_err(Error::write)?;
+        out.seek(SeekFrom::Start(base + self.disk_size())).map_err(Error::write)?;
         out.flush().map_err(Error::write)?;
         Ok(self.disk_size())
     }
@@ -170,8 +155,7 @@ impl Image {
         let covered = self.extents.last().map_or(0, DataExtent::end);
         if covered < self.disk_size() {
             // Extend the destination to its full length with one zero byte at the very end.
-            out.seek(SeekFrom::Start(base + self.disk_size() - 1))
-                .map_err(Error::write)?;
+            out.seek(SeekFrom::Start(base + self.disk_size() - 1)).map_err(Error::write)?;
             out.write_all(&[0]).map_err(Error::write)?;
         }
         out.flush().map_err(Error::write)?;

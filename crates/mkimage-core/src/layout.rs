@@ -164,20 +164,13 @@ impl Layout {
     /// Plans the layout, or explains why the disk cannot hold it.
     pub fn plan(req: &LayoutRequest<'_>) -> Result<Layout, Error> {
         if !req.disk_size.is_multiple_of(SECTOR) {
-            return Err(Error::DiskSizeNotSectorMultiple {
-                size: req.disk_size,
-            });
+            return Err(Error::DiskSizeNotSectorMultiple { size: req.disk_size });
         }
         if req.disk_size > MAX_DISK_SIZE {
-            return Err(Error::DiskTooLarge {
-                size: req.disk_size,
-                max: MAX_DISK_SIZE,
-            });
+            return Err(Error::DiskTooLarge { size: req.disk_size, max: MAX_DISK_SIZE });
         }
-        Self::try_plan(req).ok_or_else(|| Error::DiskTooSmall {
-            size: req.disk_size,
-            needed: Self::minimum_disk_size(req),
-        })
+        Self::try_plan(req)
+            .ok_or_else(|| Error::DiskTooSmall { size: req.disk_size, needed: Self::minimum_disk_size(req) })
     }
 
     /// The smallest whole number of MiB that holds the request (or `MAX_DISK_SIZE + 1` if even
@@ -187,12 +180,7 @@ impl Layout {
         let content_mib = (req.kernel_size.saturating_add(req.info_size)) / MIB + 2;
         let mut mib = content_mib;
         while mib * MIB <= MAX_DISK_SIZE {
-            if Self::try_plan(&LayoutRequest {
-                disk_size: mib * MIB,
-                ..*req
-            })
-            .is_some()
-            {
+            if Self::try_plan(&LayoutRequest { disk_size: mib * MIB, ..*req }).is_some() {
                 return mib * MIB;
             }
             // Overheads are a small fraction of the size: step by at least 1 MiB, at most 1/64.
@@ -205,61 +193,35 @@ impl Layout {
         let total = req.disk_size / SECTOR;
         let (fat_partition, boot_area, fat_partition_index, gpt) = match req.table {
             PartitionTable::Mbr => {
-                let part = SectorRange {
-                    start: FAT_PARTITION_LBA,
-                    count: total.checked_sub(FAT_PARTITION_LBA)?,
-                };
-                let boot = SectorRange {
-                    start: MBR_BOOT_AREA_LBA,
-                    count: BOOT_AREA_SECTORS,
-                };
+                let part = SectorRange { start: FAT_PARTITION_LBA, count: total.checked_sub(FAT_PARTITION_LBA)? };
+                let boot = SectorRange { start: MBR_BOOT_AREA_LBA, count: BOOT_AREA_SECTORS };
                 (part, boot, 0u8, None)
             }
             PartitionTable::Gpt => {
                 let backup_entries_start = total.checked_sub(GPT_BACKUP_SECTORS)?;
                 let last_usable = backup_entries_start.checked_sub(1)?;
-                let bios_boot = SectorRange {
-                    start: BIOS_BOOT_PARTITION_LBA,
-                    count: FAT_PARTITION_LBA - BIOS_BOOT_PARTITION_LBA,
-                };
+                let bios_boot =
+                    SectorRange { start: BIOS_BOOT_PARTITION_LBA, count: FAT_PARTITION_LBA - BIOS_BOOT_PARTITION_LBA };
                 // End the ESP on a 1 MiB boundary too (partitioning tools flag unaligned ends);
                 // the at most 1 MiB left before the backup GPT stays unallocated.
                 let esp_end = (last_usable + 1) / FAT_PARTITION_LBA * FAT_PARTITION_LBA;
-                let esp = SectorRange {
-                    start: FAT_PARTITION_LBA,
-                    count: esp_end.checked_sub(FAT_PARTITION_LBA)?,
-                };
+                let esp = SectorRange { start: FAT_PARTITION_LBA, count: esp_end.checked_sub(FAT_PARTITION_LBA)? };
                 let gpt = GptLayout {
                     primary_header: 1,
-                    primary_entries: SectorRange {
-                        start: 2,
-                        count: GPT_ENTRY_SECTORS,
-                    },
-                    backup_entries: SectorRange {
-                        start: backup_entries_start,
-                        count: GPT_ENTRY_SECTORS,
-                    },
+                    primary_entries: SectorRange { start: 2, count: GPT_ENTRY_SECTORS },
+                    backup_entries: SectorRange { start: backup_entries_start, count: GPT_ENTRY_SECTORS },
                     backup_header: total - 1,
                     first_usable: 2 + GPT_ENTRY_SECTORS,
                     last_usable,
                     bios_boot,
                 };
-                let boot = SectorRange {
-                    start: bios_boot.start,
-                    count: BOOT_AREA_SECTORS,
-                };
+                let boot = SectorRange { start: bios_boot.start, count: BOOT_AREA_SECTORS };
                 (esp, boot, 1u8, Some(gpt))
             }
         };
         let fat_sectors = u32::try_from(fat_partition.count).ok()?;
         let geometry = FatGeometry::choose(fat_sectors)?;
-        let fat = FatPlan::place(
-            geometry,
-            &[
-                (req.kernel_name, req.kernel_size),
-                (req.info_name, req.info_size),
-            ],
-        )?;
+        let fat = FatPlan::place(geometry, &[(req.kernel_name, req.kernel_size), (req.info_name, req.info_size)])?;
         let locate = |file: &PlannedFile| FileLocation {
             file: file.clone(),
             sectors: SectorRange {
@@ -307,23 +269,14 @@ mod tests {
     #[test]
     fn mbr_layout_of_one_gib() {
         let l = Layout::plan(&req(PartitionTable::Mbr, GIB, 225_408)).unwrap();
-        assert_eq!(
-            l.fat_partition,
-            SectorRange {
-                start: 2048,
-                count: 2_097_152 - 2048
-            }
-        );
+        assert_eq!(l.fat_partition, SectorRange { start: 2048, count: 2_097_152 - 2048 });
         assert_eq!(l.boot_area.start, 1);
         assert!(l.boot_area.end() <= FAT_PARTITION_LBA);
         assert_eq!(l.fat_partition_index, 0);
         assert_eq!(l.fat.geometry.fat_type, FatType::Fat32);
         // The kernel follows the root directory cluster.
         let g = &l.fat.geometry;
-        assert_eq!(
-            l.kernel.sectors.start,
-            2048 + u64::from(g.first_data_sector()) + 8
-        );
+        assert_eq!(l.kernel.sectors.start, 2048 + u64::from(g.first_data_sector()) + 8);
         assert_eq!(l.kernel.sectors.count, 56 * 8);
         assert!(l.gpt.is_none());
     }
@@ -333,37 +286,13 @@ mod tests {
         let l = Layout::plan(&req(PartitionTable::Gpt, GIB, 225_408)).unwrap();
         let gpt = l.gpt.unwrap();
         let total = GIB / 512;
-        assert_eq!(
-            gpt.primary_entries,
-            SectorRange {
-                start: 2,
-                count: 32
-            }
-        );
+        assert_eq!(gpt.primary_entries, SectorRange { start: 2, count: 32 });
         assert_eq!(gpt.first_usable, 34);
         assert_eq!(gpt.backup_header, total - 1);
-        assert_eq!(
-            gpt.backup_entries,
-            SectorRange {
-                start: total - 33,
-                count: 32
-            }
-        );
+        assert_eq!(gpt.backup_entries, SectorRange { start: total - 33, count: 32 });
         assert_eq!(gpt.last_usable, total - 34);
-        assert_eq!(
-            gpt.bios_boot,
-            SectorRange {
-                start: 64,
-                count: 1984
-            }
-        );
-        assert_eq!(
-            l.fat_partition,
-            SectorRange {
-                start: 2048,
-                count: total - 2048 - 2048
-            }
-        );
+        assert_eq!(gpt.bios_boot, SectorRange { start: 64, count: 1984 });
+        assert_eq!(l.fat_partition, SectorRange { start: 2048, count: total - 2048 - 2048 });
         assert_eq!(l.fat_partition.end() % 2048, 0);
         assert_eq!(l.boot_area.start, 64);
         assert!(l.boot_area.end() <= gpt.bios_boot.end());
@@ -376,9 +305,7 @@ mod tests {
     #[test]
     fn kernel_stays_inside_the_partition_for_many_sizes() {
         for table in [PartitionTable::Mbr, PartitionTable::Gpt] {
-            for disk_mib in [
-                4u64, 5, 8, 33, 34, 35, 64, 100, 260, 261, 262, 300, 1024, 4096, 10240,
-            ] {
+            for disk_mib in [4u64, 5, 8, 33, 34, 35, 64, 100, 260, 261, 262, 300, 1024, 4096, 10240] {
                 for kernel in [1u64, 511, 512, 513, 4096, 225_408, 1 << 20] {
                     let Ok(l) = Layout::plan(&req(table, disk_mib * MIB, kernel)) else {
                         assert!(disk_mib <= 5, "{table} {disk_mib} MiB {kernel}");
@@ -401,27 +328,12 @@ mod tests {
             Err(Error::DiskTooSmall { size, needed }) => {
                 assert_eq!(size, 2 * MIB);
                 assert!(needed > 64 * MIB && needed < 70 * MIB, "{needed}");
-                assert!(
-                    Layout::plan(&LayoutRequest {
-                        disk_size: needed,
-                        ..small
-                    })
-                    .is_ok()
-                );
-                assert!(
-                    Layout::plan(&LayoutRequest {
-                        disk_size: needed - MIB,
-                        ..small
-                    })
-                    .is_err()
-                );
+                assert!(Layout::plan(&LayoutRequest { disk_size: needed, ..small }).is_ok());
+                assert!(Layout::plan(&LayoutRequest { disk_size: needed - MIB, ..small }).is_err());
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            Layout::plan(&req(PartitionTable::Gpt, 0, 1)),
-            Err(Error::DiskTooSmall { .. })
-        ));
+        assert!(matches!(Layout::plan(&req(PartitionTable::Gpt, 0, 1)), Err(Error::DiskTooSmall { .. })));
     }
 
     #[test]

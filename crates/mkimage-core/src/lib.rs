@@ -43,6 +43,7 @@ mod fat_write;
 pub mod gce;
 pub mod ident;
 mod image;
+pub mod inspect;
 pub mod layout;
 pub mod multiboot;
 pub mod partition;
@@ -51,9 +52,7 @@ mod sparse;
 pub mod testkit;
 mod time;
 
-pub use builder::{
-    INFO_FILE_NAME, ImageBuilder, Kernel, MAX_CMDLINE_LEN, MAX_KERNEL_SIZE, Plan, TOOL_VERSION,
-};
+pub use builder::{INFO_FILE_NAME, ImageBuilder, Kernel, MAX_CMDLINE_LEN, MAX_KERNEL_SIZE, Plan, TOOL_VERSION};
 pub use error::Error;
 pub use image::{DataExtent, Image};
 pub use layout::{Layout, PartitionTable};

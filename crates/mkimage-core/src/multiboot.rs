@@ -81,9 +81,7 @@ pub enum KernelError {
         offset: usize,
     },
     /// The magic appears only beyond the search area.
-    #[error(
-        "the Multiboot header at offset {offset:#x} is beyond the first 8192 bytes, where loaders look"
-    )]
+    #[error("the Multiboot header at offset {offset:#x} is beyond the first 8192 bytes, where loaders look")]
     HeaderBeyondSearchArea {
         /// File offset of the magic.
         offset: usize,
@@ -133,9 +131,7 @@ pub enum KernelError {
         load_end_addr: u32,
     },
     /// a.out kludge: the load range extends past the end of the file.
-    #[error(
-        "a.out kludge: the load range needs file bytes up to offset {end:#x}, but the file has {file_len:#x}"
-    )]
+    #[error("a.out kludge: the load range needs file bytes up to offset {end:#x}, but the file has {file_len:#x}")]
     LoadPastEndOfFile {
         /// File offset where the range ends.
         end: u64,
@@ -143,9 +139,7 @@ pub enum KernelError {
         file_len: u64,
     },
     /// a.out kludge: bss_end_addr lies before load_end_addr.
-    #[error(
-        "a.out kludge: bss_end_addr {bss_end_addr:#x} is before the end of the loaded data {load_end:#x}"
-    )]
+    #[error("a.out kludge: bss_end_addr {bss_end_addr:#x} is before the end of the loaded data {load_end:#x}")]
     BssEndBeforeLoadEnd {
         /// bss_end_addr.
         bss_end_addr: u32,
@@ -200,9 +194,7 @@ pub enum KernelError {
         memsz: u64,
     },
     /// A segment's file bytes lie outside the file.
-    #[error(
-        "ELF segment {index}: its bytes (offset {offset:#x}, {filesz:#x} bytes) lie outside the file"
-    )]
+    #[error("ELF segment {index}: its bytes (offset {offset:#x}, {filesz:#x} bytes) lie outside the file")]
     SegmentOutOfFile {
         /// Program header index.
         index: usize,
@@ -351,10 +343,7 @@ impl LoadPlan {
                 return Err(KernelError::LoadBelowOneMib { addr: s.addr });
             }
             if s.end() > MAX_LOAD_END {
-                return Err(KernelError::LoadAboveFourGib {
-                    start: s.addr,
-                    end: s.end(),
-                });
+                return Err(KernelError::LoadAboveFourGib { start: s.addr, end: s.end() });
             }
         }
         for pair in segments.windows(2) {
@@ -368,22 +357,14 @@ impl LoadPlan {
             }
         }
         if segments.len() > MAX_LOAD_SEGMENTS {
-            return Err(KernelError::TooManySegments {
-                count: segments.len(),
-                max: MAX_LOAD_SEGMENTS,
-            });
+            return Err(KernelError::TooManySegments { count: segments.len(), max: MAX_LOAD_SEGMENTS });
         }
         let in_loaded_bytes = |s: &Segment| entry >= s.addr && entry < s.addr + s.file_size;
         if !segments.iter().any(in_loaded_bytes) {
             return Err(KernelError::EntryOutsideImage { entry });
         }
         // Every address is now below 4 GiB.
-        Ok(LoadPlan {
-            header,
-            format,
-            segments,
-            entry: entry as u32,
-        })
+        Ok(LoadPlan { header, format, segments, entry: entry as u32 })
     }
 
     /// Total bytes the kernel occupies in memory.
@@ -393,21 +374,15 @@ impl LoadPlan {
 }
 
 fn read_u16(data: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(
-        data.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
+    Some(u16::from_le_bytes(data.get(at..at.checked_add(2)?)?.try_into().ok()?))
 }
 
 fn read_u32(data: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        data.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
+    Some(u32::from_le_bytes(data.get(at..at.checked_add(4)?)?.try_into().ok()?))
 }
 
 fn read_u64(data: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(
-        data.get(at..at.checked_add(8)?)?.try_into().ok()?,
-    ))
+    Some(u64::from_le_bytes(data.get(at..at.checked_add(8)?)?.try_into().ok()?))
 }
 
 /// Finds the first valid Multiboot header: magic at a 4-byte-aligned offset, the header wholly
@@ -421,24 +396,15 @@ pub fn find_header(kernel: &[u8]) -> Result<Header, KernelError> {
         if area[offset..offset + 4] != magic {
             continue;
         }
-        let (Some(flags), Some(checksum)) =
-            (read_u32(area, offset + 4), read_u32(area, offset + 8))
-        else {
-            near_miss.get_or_insert(KernelError::HeaderTruncated {
-                offset,
-                needed: HEADER_BASE_LEN,
-            });
+        let (Some(flags), Some(checksum)) = (read_u32(area, offset + 4), read_u32(area, offset + 8)) else {
+            near_miss.get_or_insert(KernelError::HeaderTruncated { offset, needed: HEADER_BASE_LEN });
             continue;
         };
         if HEADER_MAGIC.wrapping_add(flags).wrapping_add(checksum) != 0 {
             near_miss.get_or_insert(KernelError::BadChecksum { offset });
             continue;
         }
-        let needed = if flags & FLAG_AOUT_KLUDGE != 0 {
-            HEADER_KLUDGE_LEN
-        } else {
-            HEADER_BASE_LEN
-        };
+        let needed = if flags & FLAG_AOUT_KLUDGE != 0 { HEADER_KLUDGE_LEN } else { HEADER_BASE_LEN };
         if offset + needed > area.len() {
             return Err(KernelError::HeaderTruncated { offset, needed });
         }
@@ -454,9 +420,7 @@ pub fn find_header(kernel: &[u8]) -> Result<Header, KernelError> {
         return Err(KernelError::HeaderMisaligned { offset });
     }
     if let Some(offset) = find_bytes(&kernel[SEARCH_LIMIT.min(kernel.len())..], &magic) {
-        return Err(KernelError::HeaderBeyondSearchArea {
-            offset: offset + SEARCH_LIMIT,
-        });
+        return Err(KernelError::HeaderBeyondSearchArea { offset: offset + SEARCH_LIMIT });
     }
     Err(KernelError::NoHeader)
 }
@@ -470,34 +434,22 @@ fn plan_kludge(kernel: &[u8], header: Header) -> Result<(Segment, u64), KernelEr
     let (header_addr, load_addr, load_end_addr, bss_end_addr, entry_addr) =
         (field(0), field(1), field(2), field(3), field(4));
     if header_addr < load_addr {
-        return Err(KernelError::HeaderBeforeLoadAddr {
-            header_addr,
-            load_addr,
-        });
+        return Err(KernelError::HeaderBeforeLoadAddr { header_addr, load_addr });
     }
     let back = u64::from(header_addr - load_addr);
-    let file_offset = (header.offset as u64).checked_sub(back).ok_or_else(|| {
-        KernelError::LoadBeforeFileStart {
-            load_addr,
-            before: back - header.offset as u64,
-        }
-    })?;
+    let file_offset = (header.offset as u64)
+        .checked_sub(back)
+        .ok_or_else(|| KernelError::LoadBeforeFileStart { load_addr, before: back - header.offset as u64 })?;
     let file_len = kernel.len() as u64;
     let file_size = if load_end_addr == 0 {
         file_len - file_offset
     } else {
         if load_end_addr <= load_addr {
-            return Err(KernelError::LoadEndBeforeLoadAddr {
-                load_addr,
-                load_end_addr,
-            });
+            return Err(KernelError::LoadEndBeforeLoadAddr { load_addr, load_end_addr });
         }
         let size = u64::from(load_end_addr - load_addr);
         if file_offset + size > file_len {
-            return Err(KernelError::LoadPastEndOfFile {
-                end: file_offset + size,
-                file_len,
-            });
+            return Err(KernelError::LoadPastEndOfFile { end: file_offset + size, file_len });
         }
         size
     };
@@ -506,19 +458,11 @@ fn plan_kludge(kernel: &[u8], header: Header) -> Result<(Segment, u64), KernelEr
         file_size
     } else {
         if u64::from(bss_end_addr) < load_end {
-            return Err(KernelError::BssEndBeforeLoadEnd {
-                bss_end_addr,
-                load_end,
-            });
+            return Err(KernelError::BssEndBeforeLoadEnd { bss_end_addr, load_end });
         }
         u64::from(bss_end_addr) - u64::from(load_addr)
     };
-    let segment = Segment {
-        file_offset,
-        file_size,
-        addr: u64::from(load_addr),
-        mem_size,
-    };
+    let segment = Segment { file_offset, file_size, addr: u64::from(load_addr), mem_size };
     Ok((segment, u64::from(entry_addr)))
 }
 
@@ -550,11 +494,7 @@ fn plan_elf(kernel: &[u8]) -> Result<(KernelFormat, Vec<Segment>, u64), KernelEr
     }
     let e_type = read_u16(kernel, 16).ok_or(KernelError::ElfTruncated)?;
     let machine = read_u16(kernel, 18).ok_or(KernelError::ElfTruncated)?;
-    let expected_machine = if format == KernelFormat::Elf32 {
-        EM_386
-    } else {
-        EM_X86_64
-    };
+    let expected_machine = if format == KernelFormat::Elf32 { EM_386 } else { EM_X86_64 };
     if machine != expected_machine && machine != EM_386 {
         return Err(KernelError::ElfBadMachine(machine));
     }
@@ -581,31 +521,18 @@ fn plan_elf(kernel: &[u8]) -> Result<(KernelFormat, Vec<Segment>, u64), KernelEr
         return Err(KernelError::ElfTooManyProgramHeaders(count));
     }
     if count > 0 && usize::from(phentsize) != phdr_len {
-        return Err(KernelError::ElfBadProgramHeaderSize {
-            found: phentsize,
-            expected: phdr_len,
-        });
+        return Err(KernelError::ElfBadProgramHeaderSize { found: phentsize, expected: phdr_len });
     }
     let table_end = phoff.checked_add((count * phdr_len) as u64);
     if table_end.is_none_or(|end| end > kernel.len() as u64) {
-        return Err(KernelError::ElfProgramHeadersOutOfFile {
-            offset: phoff,
-            count,
-        });
+        return Err(KernelError::ElfProgramHeadersOutOfFile { offset: phoff, count });
     }
     let mut headers = Vec::with_capacity(count);
     for i in 0..count {
         let at = phoff as usize + i * phdr_len;
         let ph = if format == KernelFormat::Elf32 {
             let f = |o: usize| u64::from(read_u32(kernel, at + o).unwrap_or(0));
-            ProgramHeader {
-                kind: f(0) as u32,
-                offset: f(4),
-                vaddr: f(8),
-                paddr: f(12),
-                filesz: f(16),
-                memsz: f(20),
-            }
+            ProgramHeader { kind: f(0) as u32, offset: f(4), vaddr: f(8), paddr: f(12), filesz: f(16), memsz: f(20) }
         } else {
             let f = |o: usize| read_u64(kernel, at + o).unwrap_or(0);
             ProgramHeader {
@@ -626,45 +553,22 @@ fn plan_elf(kernel: &[u8]) -> Result<(KernelFormat, Vec<Segment>, u64), KernelEr
             continue;
         }
         if ph.filesz > ph.memsz {
-            return Err(KernelError::SegmentFileSizeExceedsMemSize {
-                index,
-                filesz: ph.filesz,
-                memsz: ph.memsz,
-            });
+            return Err(KernelError::SegmentFileSizeExceedsMemSize { index, filesz: ph.filesz, memsz: ph.memsz });
         }
-        if ph
-            .offset
-            .checked_add(ph.filesz)
-            .is_none_or(|end| end > kernel.len() as u64)
-        {
-            return Err(KernelError::SegmentOutOfFile {
-                index,
-                offset: ph.offset,
-                filesz: ph.filesz,
-            });
+        if ph.offset.checked_add(ph.filesz).is_none_or(|end| end > kernel.len() as u64) {
+            return Err(KernelError::SegmentOutOfFile { index, offset: ph.offset, filesz: ph.filesz });
         }
         let Some(end) = ph.paddr.checked_add(ph.memsz) else {
-            return Err(KernelError::LoadAboveFourGib {
-                start: ph.paddr,
-                end: u64::MAX,
-            });
+            return Err(KernelError::LoadAboveFourGib { start: ph.paddr, end: u64::MAX });
         };
         if end > MAX_LOAD_END {
-            return Err(KernelError::LoadAboveFourGib {
-                start: ph.paddr,
-                end,
-            });
+            return Err(KernelError::LoadAboveFourGib { start: ph.paddr, end });
         }
         // The entry point is virtual; translate it through the segment that contains it.
         if entry_phys.is_none() && entry >= ph.vaddr && entry - ph.vaddr < ph.filesz {
             entry_phys = Some(ph.paddr + (entry - ph.vaddr));
         }
-        segments.push(Segment {
-            file_offset: ph.offset,
-            file_size: ph.filesz,
-            addr: ph.paddr,
-            mem_size: ph.memsz,
-        });
+        segments.push(Segment { file_offset: ph.offset, file_size: ph.filesz, addr: ph.paddr, mem_size: ph.memsz });
     }
     if segments.is_empty() {
         return Err(KernelError::NoLoadableSegment);
@@ -699,22 +603,13 @@ mod tests {
     /// bss to 0x11e000, entry 0x100040.
     #[test]
     fn solo5_style_kludge() {
-        let f = kludge_file(
-            0x14000,
-            0x1020,
-            [0x100020, 0x100000, 0x113000, 0x11e000, 0x100040],
-        );
+        let f = kludge_file(0x14000, 0x1020, [0x100020, 0x100000, 0x113000, 0x11e000, 0x100040]);
         let plan = LoadPlan::new(&f).unwrap();
         assert_eq!(plan.format, KernelFormat::AoutKludge);
         assert_eq!(plan.header.offset, 0x1020);
         assert_eq!(
             plan.segments,
-            vec![Segment {
-                file_offset: 0x1000,
-                file_size: 0x13000,
-                addr: 0x100000,
-                mem_size: 0x1e000
-            }]
+            vec![Segment { file_offset: 0x1000, file_size: 0x13000, addr: 0x100000, mem_size: 0x1e000 }]
         );
         assert_eq!(plan.entry, 0x100040);
     }
@@ -730,14 +625,8 @@ mod tests {
     #[test]
     fn kludge_errors() {
         let e = |fields, len| LoadPlan::new(&kludge_file(len, 0x100, fields)).unwrap_err();
-        assert!(matches!(
-            e([0x100000, 0x100100, 0, 0, 0x100100], 0x1000),
-            KernelError::HeaderBeforeLoadAddr { .. }
-        ));
-        assert!(matches!(
-            e([0x100200, 0x100000, 0, 0, 0x100200], 0x1000),
-            KernelError::LoadBeforeFileStart { .. }
-        ));
+        assert!(matches!(e([0x100000, 0x100100, 0, 0, 0x100100], 0x1000), KernelError::HeaderBeforeLoadAddr { .. }));
+        assert!(matches!(e([0x100200, 0x100000, 0, 0, 0x100200], 0x1000), KernelError::LoadBeforeFileStart { .. }));
         assert!(matches!(
             e([0x100100, 0x100000, 0x100000, 0, 0x100100], 0x1000),
             KernelError::LoadEndBeforeLoadAddr { .. }
@@ -750,19 +639,10 @@ mod tests {
             e([0x100100, 0x100000, 0x100800, 0x100400, 0x100100], 0x1000),
             KernelError::BssEndBeforeLoadEnd { .. }
         ));
+        assert!(matches!(e([0x100100, 0x100000, 0, 0, 0x200000], 0x1000), KernelError::EntryOutsideImage { .. }));
+        assert!(matches!(e([0x10100, 0x10000, 0, 0, 0x10100], 0x1000), KernelError::LoadBelowOneMib { .. }));
         assert!(matches!(
-            e([0x100100, 0x100000, 0, 0, 0x200000], 0x1000),
-            KernelError::EntryOutsideImage { .. }
-        ));
-        assert!(matches!(
-            e([0x10100, 0x10000, 0, 0, 0x10100], 0x1000),
-            KernelError::LoadBelowOneMib { .. }
-        ));
-        assert!(matches!(
-            e(
-                [0xffff_ff00, 0xffff_fe00, 0, 0x0000_0000, 0xffff_ff00],
-                0x1000
-            ),
+            e([0xffff_ff00, 0xffff_fe00, 0, 0x0000_0000, 0xffff_ff00], 0x1000),
             KernelError::LoadAboveFourGib { .. }
         ));
     }
@@ -772,45 +652,24 @@ mod tests {
         let mut f = vec![0u8; 16384];
         assert_eq!(find_header(&f), Err(KernelError::NoHeader));
         put_header(&mut f, 8190, FLAG_MEMORY_INFO);
-        assert_eq!(
-            find_header(&f),
-            Err(KernelError::HeaderMisaligned { offset: 8190 })
-        );
+        assert_eq!(find_header(&f), Err(KernelError::HeaderMisaligned { offset: 8190 }));
         let mut f = vec![0u8; 16384];
         put_header(&mut f, 9000, FLAG_MEMORY_INFO);
-        assert_eq!(
-            find_header(&f),
-            Err(KernelError::HeaderBeyondSearchArea { offset: 9000 })
-        );
+        assert_eq!(find_header(&f), Err(KernelError::HeaderBeyondSearchArea { offset: 9000 }));
         let mut f = vec![0u8; 16384];
         put_header(&mut f, 8180, FLAG_AOUT_KLUDGE);
-        assert_eq!(
-            find_header(&f),
-            Err(KernelError::HeaderTruncated {
-                offset: 8180,
-                needed: 32
-            })
-        );
+        assert_eq!(find_header(&f), Err(KernelError::HeaderTruncated { offset: 8180, needed: 32 }));
         let mut f = vec![0u8; 64];
         put_header(&mut f, 8, FLAG_MEMORY_INFO);
         f[16] ^= 1;
         assert_eq!(find_header(&f), Err(KernelError::BadChecksum { offset: 8 }));
         // A later valid header wins over an earlier broken one.
         put_header(&mut f, 32, FLAG_MEMORY_INFO);
-        assert_eq!(
-            find_header(&f),
-            Ok(Header {
-                offset: 32,
-                flags: FLAG_MEMORY_INFO
-            })
-        );
+        assert_eq!(find_header(&f), Ok(Header { offset: 32, flags: FLAG_MEMORY_INFO }));
         assert_eq!(find_header(&[]), Err(KernelError::NoHeader));
         assert_eq!(
             find_header(&HEADER_MAGIC.to_le_bytes()),
-            Err(KernelError::HeaderTruncated {
-                offset: 0,
-                needed: 12
-            })
+            Err(KernelError::HeaderTruncated { offset: 0, needed: 12 })
         );
     }
 
@@ -819,20 +678,10 @@ mod tests {
         let mut f = vec![0u8; 64];
         put_header(&mut f, 0, FLAG_VIDEO_MODE | FLAG_AOUT_KLUDGE);
         let err = LoadPlan::new(&f).unwrap_err();
-        assert_eq!(
-            err,
-            KernelError::UnsupportedRequiredFlags {
-                flags: FLAG_VIDEO_MODE
-            }
-        );
+        assert_eq!(err, KernelError::UnsupportedRequiredFlags { flags: FLAG_VIDEO_MODE });
         assert!(err.to_string().contains("video mode"));
         put_header(&mut f, 0, 1 << 7);
-        assert!(
-            LoadPlan::new(&f)
-                .unwrap_err()
-                .to_string()
-                .contains("0x0080")
-        );
+        assert!(LoadPlan::new(&f).unwrap_err().to_string().contains("0x0080"));
     }
 
     /// An ELF file built field by field.
@@ -854,11 +703,7 @@ mod tests {
             f[16..18].copy_from_slice(&ET_EXEC.to_le_bytes());
             let machine = if self.class64 { EM_X86_64 } else { EM_386 };
             f[18..20].copy_from_slice(&machine.to_le_bytes());
-            let (phoff, phlen) = if self.class64 {
-                (64usize, 56usize)
-            } else {
-                (52, 32)
-            };
+            let (phoff, phlen) = if self.class64 { (64usize, 56usize) } else { (52, 32) };
             if self.class64 {
                 f[24..32].copy_from_slice(&self.entry.to_le_bytes());
                 f[32..40].copy_from_slice(&(phoff as u64).to_le_bytes());
@@ -874,13 +719,7 @@ mod tests {
                 let at = phoff + i * phlen;
                 f[at..at + 4].copy_from_slice(&kind.to_le_bytes());
                 if self.class64 {
-                    for (o, v) in [
-                        (8, off),
-                        (16, vaddr),
-                        (24, paddr),
-                        (32, filesz),
-                        (40, memsz),
-                    ] {
+                    for (o, v) in [(8, off), (16, vaddr), (24, paddr), (32, filesz), (40, memsz)] {
                         f[at + o..at + o + 8].copy_from_slice(&v.to_le_bytes());
                     }
                 } else {
@@ -915,12 +754,7 @@ mod tests {
         assert_eq!(plan.segments.len(), 2);
         assert_eq!(
             plan.segments[1],
-            Segment {
-                file_offset: 0x2000,
-                file_size: 0x100,
-                addr: 0x1000000,
-                mem_size: 0x4000
-            }
+            Segment { file_offset: 0x2000, file_size: 0x100, addr: 0x1000000, mem_size: 0x4000 }
         );
         assert_eq!(plan.entry, 0x100010);
     }
@@ -946,10 +780,7 @@ mod tests {
         let mut elf = elf32();
         elf.header_flags = FLAG_MEMORY_INFO | FLAG_AOUT_KLUDGE;
         let mut f = elf.bytes();
-        for (i, v) in [0x300400u32, 0x300000, 0x301000, 0x302000, 0x300800]
-            .iter()
-            .enumerate()
-        {
+        for (i, v) in [0x300400u32, 0x300000, 0x301000, 0x302000, 0x300800].iter().enumerate() {
             f[0x40c + 4 * i..0x410 + 4 * i].copy_from_slice(&v.to_le_bytes());
         }
         let plan = LoadPlan::new(&f).unwrap();
@@ -962,16 +793,10 @@ mod tests {
         let err = |elf: &Elf| LoadPlan::new(&elf.bytes()).unwrap_err();
         let mut e = elf32();
         e.segments[2].4 = 0x5000;
-        assert!(matches!(
-            err(&e),
-            KernelError::SegmentFileSizeExceedsMemSize { index: 2, .. }
-        ));
+        assert!(matches!(err(&e), KernelError::SegmentFileSizeExceedsMemSize { index: 2, .. }));
         let mut e = elf32();
         e.segments[2].1 = 0x2f01;
-        assert!(matches!(
-            err(&e),
-            KernelError::SegmentOutOfFile { index: 2, .. }
-        ));
+        assert!(matches!(err(&e), KernelError::SegmentOutOfFile { index: 2, .. }));
         let mut e = elf32();
         e.segments[2].3 = 0x100400;
         assert!(matches!(err(&e), KernelError::SegmentsOverlap { .. }));
@@ -992,43 +817,25 @@ mod tests {
         assert!(matches!(err(&e), KernelError::LoadAboveFourGib { .. }));
         let mut f = elf32().bytes();
         f[5] = 2;
-        assert_eq!(
-            LoadPlan::new(&f).unwrap_err(),
-            KernelError::ElfNotLittleEndian(2)
-        );
+        assert_eq!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfNotLittleEndian(2));
         let mut f = elf32().bytes();
         f[4] = 3;
         assert_eq!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfBadClass(3));
         let mut f = elf32().bytes();
         f[18] = 40;
-        assert_eq!(
-            LoadPlan::new(&f).unwrap_err(),
-            KernelError::ElfBadMachine(40)
-        );
+        assert_eq!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfBadMachine(40));
         let mut f = elf32().bytes();
         f[16] = 3;
-        assert_eq!(
-            LoadPlan::new(&f).unwrap_err(),
-            KernelError::ElfNotExecutable(3)
-        );
+        assert_eq!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfNotExecutable(3));
         let mut f = elf32().bytes();
         f[42] = 40;
-        assert!(matches!(
-            LoadPlan::new(&f).unwrap_err(),
-            KernelError::ElfBadProgramHeaderSize { .. }
-        ));
+        assert!(matches!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfBadProgramHeaderSize { .. }));
         let mut f = elf32().bytes();
         f[28..32].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
-        assert!(matches!(
-            LoadPlan::new(&f).unwrap_err(),
-            KernelError::ElfProgramHeadersOutOfFile { .. }
-        ));
+        assert!(matches!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfProgramHeadersOutOfFile { .. }));
         let mut f = elf32().bytes();
         f[44..46].copy_from_slice(&2000u16.to_le_bytes());
-        assert_eq!(
-            LoadPlan::new(&f).unwrap_err(),
-            KernelError::ElfTooManyProgramHeaders(2000)
-        );
+        assert_eq!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfTooManyProgramHeaders(2000));
         let mut f = vec![0u8; 0x1000];
         put_header(&mut f, 0, FLAG_MEMORY_INFO);
         assert_eq!(LoadPlan::new(&f).unwrap_err(), KernelError::NotElf);
@@ -1042,22 +849,9 @@ mod tests {
     fn too_many_segments() {
         let mut e = elf32();
         e.len = 0x40000;
-        e.segments = (0..40u64)
-            .map(|i| {
-                (
-                    PT_LOAD,
-                    0x1000,
-                    0x100000 + i * 0x1000,
-                    0x100000 + i * 0x1000,
-                    0x10,
-                    0x10,
-                )
-            })
-            .collect();
+        e.segments =
+            (0..40u64).map(|i| (PT_LOAD, 0x1000, 0x100000 + i * 0x1000, 0x100000 + i * 0x1000, 0x10, 0x10)).collect();
         e.entry = 0x100000;
-        assert!(matches!(
-            LoadPlan::new(&e.bytes()).unwrap_err(),
-            KernelError::TooManySegments { count: 40, max: 32 }
-        ));
+        assert!(matches!(LoadPlan::new(&e.bytes()).unwrap_err(), KernelError::TooManySegments { count: 40, max: 32 }));
     }
 }

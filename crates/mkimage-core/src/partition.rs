@@ -43,11 +43,7 @@ pub const GUID_LABEL_ESP: &str = "gpt partition esp";
 fn chs(lba: u64) -> mbrman::CHS {
     let cylinder = lba / (CHS_HEADS * CHS_SECTORS);
     if cylinder > CHS_MAX_CYLINDER {
-        return mbrman::CHS::new(
-            CHS_MAX_CYLINDER as u16,
-            (CHS_HEADS - 1) as u8,
-            CHS_SECTORS as u8,
-        );
+        return mbrman::CHS::new(CHS_MAX_CYLINDER as u16, (CHS_HEADS - 1) as u8, CHS_SECTORS as u8);
     }
     let head = (lba / CHS_SECTORS) % CHS_HEADS;
     let sector = lba % CHS_SECTORS + 1;
@@ -81,15 +77,10 @@ pub(crate) fn write_partition_table(
                 starting_lba: start,
                 sectors: count,
             };
-            header
-                .write_into(disk)
-                .map_err(|e| partition_error("MBR", e))?;
+            header.write_into(disk).map_err(|e| partition_error("MBR", e))?;
         }
         PartitionTable::Gpt => {
-            let gpt_layout = layout
-                .gpt
-                .as_ref()
-                .ok_or_else(|| partition_error("GPT", "layout has no GPT"))?;
+            let gpt_layout = layout.gpt.as_ref().ok_or_else(|| partition_error("GPT", "layout has no GPT"))?;
             let uuid = |guid: Guid| uuid::Uuid::from_bytes(guid);
             let mut partitions = BTreeMap::new();
             partitions.insert(
@@ -119,21 +110,14 @@ pub(crate) fn write_partition_table(
                 .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
                 .create_from_device(&mut *disk, Some(uuid(identity.guid(GUID_LABEL_DISK))))
                 .map_err(|e| partition_error("GPT", e))?;
-            gpt_disk
-                .update_partitions(partitions)
-                .map_err(|e| partition_error("GPT", e))?;
+            gpt_disk.update_partitions(partitions).map_err(|e| partition_error("GPT", e))?;
             let header = gpt_disk.header();
-            if header.first_usable != gpt_layout.first_usable
-                || header.last_usable != gpt_layout.last_usable
-            {
+            if header.first_usable != gpt_layout.first_usable || header.last_usable != gpt_layout.last_usable {
                 return Err(partition_error(
                     "GPT",
                     format!(
                         "usable range {}..={} differs from the plan's {}..={}",
-                        header.first_usable,
-                        header.last_usable,
-                        gpt_layout.first_usable,
-                        gpt_layout.last_usable
+                        header.first_usable, header.last_usable, gpt_layout.first_usable, gpt_layout.last_usable
                     ),
                 ));
             }
@@ -143,8 +127,7 @@ pub(crate) fn write_partition_table(
             let mut pmbr = gpt::mbr::ProtectiveMBR::with_lb_size(covered);
             pmbr.set_bootcode(*boot_code);
             pmbr.set_disk_signature(signature);
-            pmbr.overwrite_lba0(disk)
-                .map_err(|e| partition_error("protective MBR", e))?;
+            pmbr.overwrite_lba0(disk).map_err(|e| partition_error("protective MBR", e))?;
         }
     }
     Ok(())

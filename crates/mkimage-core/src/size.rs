@@ -25,19 +25,12 @@ pub const TIB: u64 = 1 << 40;
 /// assert!(parse_size("1.5G").is_err());
 /// ```
 pub fn parse_size(text: &str) -> Result<u64, Error> {
-    let invalid = |reason: &'static str| Error::InvalidSize {
-        text: text.to_owned(),
-        reason,
-    };
+    let invalid = |reason: &'static str| Error::InvalidSize { text: text.to_owned(), reason };
     let trimmed = text.trim();
-    let digits_end = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
+    let digits_end = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
     let (number, suffix) = trimmed.split_at(digits_end);
     if number.is_empty() {
-        return Err(invalid(
-            "expected a whole number, optionally followed by K, M, G or T",
-        ));
+        return Err(invalid("expected a whole number, optionally followed by K, M, G or T"));
     }
     let number: u64 = number.parse().map_err(|_| invalid("number is too large"))?;
     let unit = match suffix.trim_start().to_ascii_lowercase().as_str() {
@@ -48,9 +41,7 @@ pub fn parse_size(text: &str) -> Result<u64, Error> {
         "t" | "tb" | "tib" => TIB,
         _ => return Err(invalid("unknown unit; use K, M, G or T (powers of 1024)")),
     };
-    number
-        .checked_mul(unit)
-        .ok_or_else(|| invalid("size is too large"))
+    number.checked_mul(unit).ok_or_else(|| invalid("size is too large"))
 }
 
 /// Formats a byte count in the largest binary unit that represents it exactly
@@ -101,17 +92,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_sizes() {
-        for text in [
-            "",
-            "G",
-            "-1",
-            "1.5G",
-            "1X",
-            "1 G B",
-            "0x100",
-            "99999999999999999999",
-            "20000000T",
-        ] {
+        for text in ["", "G", "-1", "1.5G", "1X", "1 G B", "0x100", "99999999999999999999", "20000000T"] {
             let err = parse_size(text).unwrap_err();
             assert!(matches!(err, Error::InvalidSize { .. }), "{text}: {err}");
         }
@@ -119,17 +100,7 @@ mod tests {
 
     #[test]
     fn formats_round_trip() {
-        for size in [
-            1,
-            511,
-            KIB,
-            3 * KIB,
-            MIB,
-            1536 * MIB,
-            GIB,
-            10 * GIB,
-            2 * TIB,
-        ] {
+        for size in [1, 511, KIB, 3 * KIB, MIB, 1536 * MIB, GIB, 10 * GIB, 2 * TIB] {
             let text = format_size(size).replace(' ', "").replace("bytes", "");
             assert_eq!(parse_size(&text).unwrap(), size);
         }

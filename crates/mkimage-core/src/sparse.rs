@@ -40,11 +40,7 @@ impl Window {
     /// The byte the window holds at disk offset `offset` (zero in the padding).
     fn byte_at(&self, offset: u64) -> u8 {
         let index = offset - self.start;
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.data.get(i))
-            .copied()
-            .unwrap_or(0)
+        usize::try_from(index).ok().and_then(|i| self.data.get(i)).copied().unwrap_or(0)
     }
 }
 
@@ -61,12 +57,7 @@ impl SparseDisk {
     /// An all-zero disk of `size` bytes (a multiple of the sector size).
     pub(crate) fn new(size: u64) -> Self {
         debug_assert_eq!(size % SECTOR, 0);
-        SparseDisk {
-            size,
-            pos: 0,
-            sectors: BTreeMap::new(),
-            window: None,
-        }
+        SparseDisk { size, pos: 0, sectors: BTreeMap::new(), window: None }
     }
 
     /// Declares that `data` belongs at byte `offset` (sector-aligned): writes there are verified
@@ -76,19 +67,12 @@ impl SparseDisk {
         let end = offset + (data.len() as u64).div_ceil(SECTOR) * SECTOR;
         debug_assert!(!data.is_empty());
         debug_assert!(end <= self.size);
-        self.window = Some(Window {
-            start: offset,
-            end,
-            data,
-            written: 0,
-        });
+        self.window = Some(Window { start: offset, end, data, written: 0 });
     }
 
     /// Whether every byte of the window has been written (with the expected content).
     pub(crate) fn window_complete(&self) -> bool {
-        self.window
-            .as_ref()
-            .is_none_or(|w| w.written == w.data.len() as u64)
+        self.window.as_ref().is_none_or(|w| w.written == w.data.len() as u64)
     }
 
     /// Disk size in bytes.
@@ -101,22 +85,13 @@ impl SparseDisk {
         let end = offset
             .checked_add(buf.len() as u64)
             .filter(|&end| end <= self.size)
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "write past the end of the disk",
-                )
-            })?;
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past the end of the disk"))?;
         while offset < end {
             let sector = offset / SECTOR;
             let in_sector = (offset % SECTOR) as usize;
             let n = (SECTOR_BYTES - in_sector).min(buf.len());
             let (chunk, rest) = buf.split_at(n);
-            if let Some(window) = self
-                .window
-                .as_mut()
-                .filter(|w| offset >= w.start && offset < w.end)
-            {
+            if let Some(window) = self.window.as_mut().filter(|w| offset >= w.start && offset < w.end) {
                 for (i, &byte) in chunk.iter().enumerate() {
                     let at = offset + i as u64;
                     if byte != window.byte_at(at) {
@@ -241,12 +216,7 @@ fn seek_within(current: u64, size: u64, pos: SeekFrom) -> io::Result<u64> {
         SeekFrom::End(d) => size.checked_add_signed(d),
         SeekFrom::Current(d) => current.checked_add_signed(d),
     };
-    target.ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "seek before the start of the device",
-        )
-    })
+    target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start of the device"))
 }
 
 /// A window of a [`SparseDisk`] seen as a device of its own: a partition, for the filesystem
@@ -263,12 +233,7 @@ impl<'d> Slice<'d> {
     /// The `len` bytes of `disk` from byte `start`.
     pub(crate) fn new(disk: &'d mut SparseDisk, start: u64, len: u64) -> Self {
         debug_assert!(start + len <= disk.size());
-        Slice {
-            disk,
-            start,
-            len,
-            pos: 0,
-        }
+        Slice { disk, start, len, pos: 0 }
     }
 }
 
@@ -284,10 +249,7 @@ impl Read for Slice<'_> {
 impl Write for Slice<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.pos.saturating_add(buf.len() as u64) > self.len {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "write past the end of the partition",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "write past the end of the partition"));
         }
         self.disk.write_at(self.start + self.pos, buf)?;
         self.pos += buf.len() as u64;
@@ -376,10 +338,7 @@ mod tests {
         disk.write_at(9 * SECTOR, &[1]).unwrap();
         disk.write_at(12 * SECTOR, &[1]).unwrap();
         disk.write_at(40 * SECTOR, &[1]).unwrap();
-        assert_eq!(
-            disk.data_extents(),
-            vec![(0, SECTOR), (9 * SECTOR, 4 * SECTOR), (40 * SECTOR, SECTOR)]
-        );
+        assert_eq!(disk.data_extents(), vec![(0, SECTOR), (9 * SECTOR, 4 * SECTOR), (40 * SECTOR, SECTOR)]);
     }
 
     #[test]

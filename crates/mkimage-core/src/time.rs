@@ -47,19 +47,11 @@ impl Timestamp {
     /// assert!(Timestamp::parse_source_date_epoch("yesterday").is_err());
     /// ```
     pub fn parse_source_date_epoch(value: &str) -> Result<Self, Error> {
-        let invalid = |reason: &'static str| Error::InvalidTimestamp {
-            value: value.to_owned(),
-            reason,
-        };
+        let invalid = |reason: &'static str| Error::InvalidTimestamp { value: value.to_owned(), reason };
         if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid(
-                "SOURCE_DATE_EPOCH must be a whole number of seconds since 1970",
-            ));
+            return Err(invalid("SOURCE_DATE_EPOCH must be a whole number of seconds since 1970"));
         }
-        value
-            .parse()
-            .map(Timestamp)
-            .map_err(|_| invalid("the number is too large"))
+        value.parse().map(Timestamp).map_err(|_| invalid("the number is too large"))
     }
 
     /// The timestamp `SOURCE_DATE_EPOCH` names, the default when it is unset or empty, or an
@@ -167,20 +159,7 @@ mod tests {
             let cur = civil_from_days(days);
             let (y, m, d) = prev;
             let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-            let month_len = [
-                31,
-                if leap { 29 } else { 28 },
-                31,
-                30,
-                31,
-                30,
-                31,
-                31,
-                30,
-                31,
-                30,
-                31,
-            ][m as usize - 1];
+            let month_len = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m as usize - 1];
             let expected = if d < month_len {
                 (y, m, d + 1)
             } else if m < 12 {

@@ -10,9 +10,7 @@ use mkimage_core::{Image, ImageBuilder, Kernel, PartitionTable, Timestamp, testk
 
 /// A kernel whose payload is recognisable at every offset.
 fn kernel(len: usize) -> Vec<u8> {
-    let payload: Vec<u8> = (0..len as u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let payload: Vec<u8> = (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     testkit::multiboot_kernel(&payload)
 }
 
@@ -74,12 +72,7 @@ impl Seek for Part<'_> {
 }
 
 fn whole(image: &Image) -> Part<'_> {
-    Part {
-        image,
-        start: 0,
-        len: image.disk_size(),
-        pos: 0,
-    }
+    Part { image, start: 0, len: image.disk_size(), pos: 0 }
 }
 
 /// Compares a stream with the image's bytes, chunk by chunk.
@@ -92,15 +85,9 @@ fn assert_stream_equals_image(mut stream: impl Read, image: &Image) {
         if n == 0 {
             break;
         }
-        assert!(
-            offset + n as u64 <= image.disk_size(),
-            "stream longer than the disk"
-        );
+        assert!(offset + n as u64 <= image.disk_size(), "stream longer than the disk");
         image.read_at(offset, &mut want[..n]);
-        assert!(
-            got[..n] == want[..n],
-            "content differs in the MiB at offset {offset}"
-        );
+        assert!(got[..n] == want[..n], "content differs in the MiB at offset {offset}");
         offset += n as u64;
     }
     assert_eq!(offset, image.disk_size(), "stream shorter than the disk");
@@ -119,19 +106,10 @@ fn read_full(stream: &mut impl Read, buf: &mut [u8]) -> usize {
 
 fn read_file(image: &Image, name: &str) -> (Vec<u8>, fatfs::DateTime, u32, fatfs::FatType) {
     let part = image.plan().layout.fat_partition;
-    let dev = Part {
-        image,
-        start: part.byte_offset(),
-        len: part.byte_len(),
-        pos: 0,
-    };
+    let dev = Part { image, start: part.byte_offset(), len: part.byte_len(), pos: 0 };
     let fs = fatfs::FileSystem::new(dev, fatfs::FsOptions::new()).unwrap();
     let root = fs.root_dir();
-    let entry = root
-        .iter()
-        .map(Result::unwrap)
-        .find(|e| e.file_name() == name)
-        .expect("file present");
+    let entry = root.iter().map(Result::unwrap).find(|e| e.file_name() == name).expect("file present");
     let mut data = Vec::new();
     entry.to_file().read_to_end(&mut data).unwrap();
     (data, entry.modified(), fs.volume_id(), fs.fat_type())
@@ -153,47 +131,29 @@ fn mbr_image_reads_back() {
         assert!(mbr[i].is_unused());
     }
     assert_eq!(&disk[510..512], &[0x55, 0xAA]);
-    assert_eq!(
-        u32::from_le_bytes(disk[440..444].try_into().unwrap()),
-        image.plan().identity.mbr_disk_signature()
-    );
+    assert_eq!(u32::from_le_bytes(disk[440..444].try_into().unwrap()), image.plan().identity.mbr_disk_signature());
 
     let (data, modified, volume_id, fat_type) = read_file(&image, "unikernel.bin");
     assert_eq!(data, k);
     assert_eq!(fat_type, fatfs::FatType::Fat32);
     assert_eq!(volume_id, image.plan().identity.fat_volume_id());
     // 1_700_000_000 is 2023-11-14T22:13:20Z; FAT keeps even seconds in the main field.
-    assert_eq!(
-        (modified.date.year, modified.date.month, modified.date.day),
-        (2023, 11, 14)
-    );
-    assert_eq!(
-        (modified.time.hour, modified.time.min, modified.time.sec),
-        (22, 13, 20)
-    );
+    assert_eq!((modified.date.year, modified.date.month, modified.date.day), (2023, 11, 14));
+    assert_eq!((modified.time.hour, modified.time.min, modified.time.sec), (22, 13, 20));
     let (info, ..) = read_file(&image, "build-info.txt");
     let info = String::from_utf8(info).unwrap();
-    assert!(
-        info.contains("command line: unikernel.bin --ipv4=10.0.0.2/24 --hello\n"),
-        "{info}"
-    );
+    assert!(info.contains("command line: unikernel.bin --ipv4=10.0.0.2/24 --hello\n"), "{info}");
     assert!(info.contains(mkimage_core::TOOL_VERSION));
 
     // Hidden sectors equal the partition start, in the boot sector and its backup.
     for boot in [2048 * 512, (2048 + 6) * 512] {
-        assert_eq!(
-            u32::from_le_bytes(disk[boot + 0x1c..boot + 0x20].try_into().unwrap()),
-            2048
-        );
+        assert_eq!(u32::from_le_bytes(disk[boot + 0x1c..boot + 0x20].try_into().unwrap()), 2048);
     }
     // The primary and backup boot sectors are identical.
     assert_eq!(disk[2048 * 512..2049 * 512], disk[2054 * 512..2055 * 512]);
     // The kernel's bytes sit, contiguous, exactly where the plan says.
     let mut at_plan = vec![0u8; k.len()];
-    image.read_at(
-        image.plan().layout.kernel.sectors.byte_offset(),
-        &mut at_plan,
-    );
+    image.read_at(image.plan().layout.kernel.sectors.byte_offset(), &mut at_plan);
     assert_eq!(at_plan, k);
 }
 
@@ -203,11 +163,8 @@ fn gpt_image_reads_back() {
     let image = build(PartitionTable::Gpt, 2 * GIB, k.clone(), "kernel.elf");
     let mut disk = vec![0u8; 512];
     image.read_at(0, &mut disk);
-    let gpt_disk = gpt::GptConfig::new()
-        .writable(false)
-        .only_valid_headers(true)
-        .open_from_device(whole(&image))
-        .unwrap();
+    let gpt_disk =
+        gpt::GptConfig::new().writable(false).only_valid_headers(true).open_from_device(whole(&image)).unwrap();
     let ident = image.plan().identity;
     assert_eq!(gpt_disk.guid().as_bytes(), &ident.guid("gpt disk"));
     let parts = gpt_disk.partitions();
@@ -215,10 +172,7 @@ fn gpt_image_reads_back() {
     let bios = &parts[&1];
     assert_eq!(bios.part_type_guid, gpt::partition_types::BIOS);
     assert_eq!((bios.first_lba, bios.last_lba), (64, 2047));
-    assert_eq!(
-        bios.part_guid.as_bytes(),
-        &ident.guid("gpt partition bios-boot")
-    );
+    assert_eq!(bios.part_guid.as_bytes(), &ident.guid("gpt partition bios-boot"));
     assert_eq!(bios.name, "BIOS boot partition");
     let esp = &parts[&2];
     assert_eq!(esp.part_type_guid, gpt::partition_types::EFI);
@@ -231,10 +185,7 @@ fn gpt_image_reads_back() {
     assert_eq!(backup.current_lba, 2 * GIB / 512 - 1);
     // Protective MBR: one 0xEE partition from LBA 1.
     assert_eq!(disk[446 + 4], 0xee);
-    assert_eq!(
-        u32::from_le_bytes(disk[446 + 8..446 + 12].try_into().unwrap()),
-        1
-    );
+    assert_eq!(u32::from_le_bytes(disk[446 + 8..446 + 12].try_into().unwrap()), 1);
     assert_eq!(&disk[510..512], &[0x55, 0xAA]);
 
     let (data, ..) = read_file(&image, "kernel.elf");
@@ -284,26 +235,13 @@ fn data_extents_cover_every_non_zero_byte_and_scale_with_the_kernel() {
     }
     for (sector, zero) in expected_zero.iter().enumerate() {
         if *zero {
-            assert!(
-                disk[sector * 512..sector * 512 + 512]
-                    .iter()
-                    .all(|&b| b == 0),
-                "sector {sector}"
-            );
+            assert!(disk[sector * 512..sector * 512 + 512].iter().all(|&b| b == 0), "sector {sector}");
         }
     }
     // A disk holding a 1 MiB kernel carries little more than the kernel, whatever its size.
-    assert!(
-        image.data_len() < (1 << 20) + 256 * 1024,
-        "{}",
-        image.data_len()
-    );
+    assert!(image.data_len() < (1 << 20) + 256 * 1024, "{}", image.data_len());
     let big = build(PartitionTable::Gpt, 2 << 40, kernel(1 << 20), "k");
-    assert!(
-        big.data_len() < (1 << 20) + 1024 * 1024,
-        "{}",
-        big.data_len()
-    );
+    assert!(big.data_len() < (1 << 20) + 1024 * 1024, "{}", big.data_len());
 }
 
 #[test]
@@ -316,9 +254,7 @@ fn tarball_unpacks_to_the_raw_image() {
     assert_eq!(&tgz[..4], &[0x1f, 0x8b, 8, 0]);
     assert_eq!(&tgz[4..8], &[0, 0, 0, 0]);
     let mut tar_bytes = Vec::new();
-    flate2::read::GzDecoder::new(&tgz[..])
-        .read_to_end(&mut tar_bytes)
-        .unwrap();
+    flate2::read::GzDecoder::new(&tgz[..]).read_to_end(&mut tar_bytes).unwrap();
     assert_eq!(tar_bytes.len() % 10240, 0);
     let header = &tar_bytes[..512];
     assert_eq!(&header[257..265], b"ustar  \0");
@@ -326,14 +262,8 @@ fn tarball_unpacks_to_the_raw_image() {
     assert_eq!(&header[100..108], b"0000644\0");
     assert_eq!(&header[108..116], b"0000000\0");
     assert_eq!(&header[136..148], b"14524770400\0"); // 1_700_000_000 in octal
-    assert!(
-        header[329..345].iter().all(|&b| b == 0),
-        "device numbers empty"
-    );
-    assert!(
-        header[345..369].iter().all(|&b| b == 0),
-        "atime and ctime empty"
-    );
+    assert!(header[329..345].iter().all(|&b| b == 0), "device numbers empty");
+    assert!(header[345..369].iter().all(|&b| b == 0), "atime and ctime empty");
     assert_eq!(&header[483..495], b"10000000000\0"); // real size: 1 GiB
 
     let mut archive = tar::Archive::new(&tar_bytes[..]);
@@ -363,10 +293,7 @@ fn gce_tarball_refuses_sizes_that_are_not_whole_gib() {
     let image = build(PartitionTable::Mbr, 1536 * MIB, kernel(10), "k");
     let mut out = Vec::new();
     let err = image.write_gce(&mut out).unwrap_err();
-    assert!(
-        matches!(err, mkimage_core::Error::GceSizeNotWholeGib { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, mkimage_core::Error::GceSizeNotWholeGib { .. }), "{err}");
     assert!(out.is_empty(), "nothing may be written before the refusal");
 }
 
@@ -384,10 +311,7 @@ fn identical_inputs_give_identical_bytes_and_each_input_matters() {
     };
     let a = make(1, None, &["x"]);
     assert!(a == make(1, None, &["x"]));
-    assert!(
-        a != make(1_000_000_000, None, &["x"]),
-        "timestamp must change the bytes"
-    );
+    assert!(a != make(1_000_000_000, None, &["x"]), "timestamp must change the bytes");
     assert!(a != make(1, None, &["y"]));
     let seeded = make(1, Some("s"), &["x"]);
     assert!(seeded != a);
@@ -401,23 +325,8 @@ fn planner_and_filesystem_writer_agree_across_geometries() {
     // Sizes around the FAT16/FAT32 switch and the 512-byte/4 KiB cluster switch, names that do
     // and do not overflow a root-directory cluster, both tables. Assembly verifies every byte of
     // the kernel against the plan; reading back checks the result independently.
-    let sizes = [
-        5 * MIB,
-        20 * MIB,
-        33 * MIB,
-        34 * MIB,
-        40 * MIB,
-        260 * MIB,
-        262 * MIB,
-        9 * GIB,
-    ];
-    let names = [
-        "k".to_string(),
-        "a".repeat(182),
-        "b".repeat(195),
-        "c".repeat(200),
-        "ü".repeat(100),
-    ];
+    let sizes = [5 * MIB, 20 * MIB, 33 * MIB, 34 * MIB, 40 * MIB, 260 * MIB, 262 * MIB, 9 * GIB];
+    let names = ["k".to_string(), "a".repeat(182), "b".repeat(195), "c".repeat(200), "ü".repeat(100)];
     for table in [PartitionTable::Mbr, PartitionTable::Gpt] {
         for &size in &sizes {
             for name in &names {
@@ -441,38 +350,14 @@ fn bad_requests_are_refused_with_their_own_errors() {
     use mkimage_core::Error;
     let k = || Kernel::from_bytes("k", kernel(10));
     let err = |b: ImageBuilder| b.plan().unwrap_err();
-    assert!(matches!(
-        err(ImageBuilder::new(Kernel::from_bytes("k", Vec::new()))),
-        Error::KernelEmpty { .. }
-    ));
-    assert!(matches!(
-        err(ImageBuilder::new(k()).name("a b")),
-        Error::InvalidName { .. }
-    ));
-    assert!(matches!(
-        err(ImageBuilder::new(k()).name("build-info.txt")),
-        Error::InvalidName { .. }
-    ));
-    assert!(matches!(
-        err(ImageBuilder::new(k()).args(["x".repeat(5000)])),
-        Error::CommandLineTooLong { .. }
-    ));
-    assert!(matches!(
-        err(ImageBuilder::new(k()).args(["a\0b"])),
-        Error::InvalidArgument { .. }
-    ));
-    assert!(matches!(
-        err(ImageBuilder::new(k()).disk_size(MIB)),
-        Error::DiskTooSmall { .. }
-    ));
-    assert!(matches!(
-        err(ImageBuilder::new(k()).disk_size(1000)),
-        Error::DiskSizeNotSectorMultiple { .. }
-    ));
-    assert!(matches!(
-        err(ImageBuilder::new(k()).disk_size(4 << 40)),
-        Error::DiskTooLarge { .. }
-    ));
+    assert!(matches!(err(ImageBuilder::new(Kernel::from_bytes("k", Vec::new()))), Error::KernelEmpty { .. }));
+    assert!(matches!(err(ImageBuilder::new(k()).name("a b")), Error::InvalidName { .. }));
+    assert!(matches!(err(ImageBuilder::new(k()).name("build-info.txt")), Error::InvalidName { .. }));
+    assert!(matches!(err(ImageBuilder::new(k()).args(["x".repeat(5000)])), Error::CommandLineTooLong { .. }));
+    assert!(matches!(err(ImageBuilder::new(k()).args(["a\0b"])), Error::InvalidArgument { .. }));
+    assert!(matches!(err(ImageBuilder::new(k()).disk_size(MIB)), Error::DiskTooSmall { .. }));
+    assert!(matches!(err(ImageBuilder::new(k()).disk_size(1000)), Error::DiskSizeNotSectorMultiple { .. }));
+    assert!(matches!(err(ImageBuilder::new(k()).disk_size(4 << 40)), Error::DiskTooLarge { .. }));
     let big = Kernel::from_bytes("k", kernel(40 << 20));
     match err(ImageBuilder::new(big).disk_size(16 * MIB)) {
         Error::DiskTooSmall { needed, .. } => {

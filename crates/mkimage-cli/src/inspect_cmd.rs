@@ -1,0 +1,264 @@
+//! `unikernel-mkimage inspect`: a report on an image, as text or as JSON (schema documented in
+//! docs/inspect-json.md; `schema_version` changes only when a field changes meaning or goes
+//! away).
+
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use mkimage_core::inspect::{self, BootLoader, Container, Report};
+use mkimage_core::size::format_size;
+use serde_json::{Value, json};
+
+/// Version of the JSON schema.
+pub(crate) const JSON_SCHEMA_VERSION: u32 = 1;
+/// Exit status when a check fails.
+const EXIT_CHECK_FAILED: u8 = 1;
+/// Exit status when the input is not an image.
+const EXIT_NOT_AN_IMAGE: u8 = 2;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct InspectArgs {
+    /// A raw disk image or a GCE tarball (.tar.gz).
+    image: PathBuf,
+    /// Print a JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn inspect(args: &InspectArgs) -> ExitCode {
+    match inspect::inspect_path(&args.image) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&to_json(&args.image, &report)).unwrap_or_default());
+            } else {
+                print!("{}", to_text(&args.image, &report));
+            }
+            if report.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CHECK_FAILED) }
+        }
+        Err(err) => {
+            let message = mkimage_cli::chain(&err);
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({
+                        "schema_version": JSON_SCHEMA_VERSION,
+                        "path": args.image.display().to_string(),
+                        "error": message,
+                    }))
+                    .unwrap_or_default()
+                );
+            }
+            eprintln!("unikernel-mkimage: error: {message}");
+            ExitCode::from(EXIT_NOT_AN_IMAGE)
+        }
+    }
+}
+
+fn container_text(report: &Report) -> String {
+    match &report.container {
+        Container::Raw => "raw disk image".into(),
+        Container::Tarball(a) => {
+            let members: Vec<String> = a
+                .members
+                .iter()
+                .map(|m| format!("{} ({}{})", m.name, m.format.name(), if m.sparse { ", sparse" } else { "" }))
+                .collect();
+            format!("gzip-compressed tar: {}{}", members.join(", "), if a.pax_headers { "; PAX headers" } else { "" })
+        }
+    }
+}
+
+fn to_text(path: &std::path::Path, r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "image: {} ({})", path.display(), container_text(r));
+    let _ = writeln!(
+        s,
+        "disk: {}, {} partition table, disk id {}",
+        format_size(r.disk_size),
+        r.table.kind.to_uppercase(),
+        r.table.disk_id
+    );
+    for p in &r.table.partitions {
+        let _ = writeln!(
+            s,
+            "  partition {}: LBA {}-{} ({}), {} {}{}{}",
+            p.number,
+            p.start,
+            (p.start + p.sectors).saturating_sub(1),
+            format_size(p.sectors * 512),
+            p.kind,
+            p.kind_name,
+            if p.bootable { ", bootable" } else { "" },
+            if p.name.is_empty() { String::new() } else { format!(", \"{}\"", p.name) }
+        );
+    }
+    match &r.filesystem {
+        Some(fs) => {
+            let _ = writeln!(
+                s,
+                "filesystem: {} in partition {}, {}-byte clusters, volume id {:04X}-{:04X}",
+                fs.fat_type,
+                fs.partition,
+                fs.cluster_size,
+                fs.volume_id >> 16,
+                fs.volume_id & 0xffff
+            );
+            for f in &fs.files {
+                let _ = writeln!(
+                    s,
+                    "  {:<32} {:>12} bytes{}",
+                    f.name,
+                    f.size,
+                    if f.directory { " (directory)" } else { "" }
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(s, "filesystem: none found");
+        }
+    }
+    let loader = match &r.boot_loader {
+        BootLoader::UnikernelMkimage { stage_version, record: Ok(_) } => {
+            format!("unikernel-mkimage, boot stage {stage_version}")
+        }
+        BootLoader::UnikernelMkimage { stage_version, record: Err(e) } => {
+            format!("unikernel-mkimage, boot stage {stage_version} (boot record unusable: {e})")
+        }
+        BootLoader::Syslinux => "SYSLINUX (no unikernel-mkimage boot record)".into(),
+        BootLoader::Unknown => "unknown".into(),
+        BootLoader::None => "none".into(),
+    };
+    let _ = writeln!(s, "boot loader: {loader}");
+    match &r.kernel {
+        Some(k) => {
+            let _ = writeln!(s, "kernel: {}, {} bytes, sha256 {}", k.name, k.size, k.sha256);
+            if let Some(h) = &k.header {
+                let _ = writeln!(s, "  multiboot header at offset {:#x}, flags {:#010x}", h.offset, h.flags);
+            }
+            match &k.load {
+                Ok(plan) => {
+                    let _ = writeln!(s, "  load plan: {}, entry point {:#010x}", plan.format, plan.entry);
+                    for seg in &plan.segments {
+                        let _ = writeln!(
+                            s,
+                            "    file bytes {:#x}+{:#x} -> {:#010x}, {:#x} bytes in memory",
+                            seg.file_offset, seg.file_size, seg.addr, seg.mem_size
+                        );
+                    }
+                }
+                Err(e) => {
+                    let _ = writeln!(s, "  not loadable: {e}");
+                }
+            }
+        }
+        None => {
+            let _ = writeln!(s, "kernel: not identified");
+        }
+    }
+    if let Some(c) = &r.cmdline {
+        let _ = writeln!(s, "command line: {c}");
+    }
+    let _ = writeln!(s, "checks:");
+    for c in &r.checks {
+        let _ = writeln!(s, "  {:<4} {:<20} {}", if c.ok { "ok" } else { "FAIL" }, c.name, c.detail);
+    }
+    let _ = writeln!(s, "GCE ready: {}", if r.gce_ready() { "yes" } else { "no" });
+    s
+}
+
+fn to_json(path: &std::path::Path, r: &Report) -> Value {
+    let tarball = match &r.container {
+        Container::Raw => Value::Null,
+        Container::Tarball(a) => json!({
+            "members": a.members.iter().map(|m| json!({
+                "name": m.name,
+                "type": m.typeflag.to_string(),
+                "format": m.format.name(),
+                "sparse": m.sparse,
+                "size": m.size,
+                "mode": m.mode,
+                "uid": m.uid,
+                "gid": m.gid,
+                "mtime": m.mtime,
+            })).collect::<Vec<_>>(),
+            "pax_headers": a.pax_headers,
+        }),
+    };
+    let filesystem = r.filesystem.as_ref().map_or(Value::Null, |fs| {
+        json!({
+            "partition": fs.partition,
+            "type": fs.fat_type,
+            "cluster_size": fs.cluster_size,
+            "volume_id": fs.volume_id,
+            "files": fs.files.iter().map(|f| json!({
+                "name": f.name, "size": f.size, "first_cluster": f.first_cluster, "directory": f.directory,
+            })).collect::<Vec<_>>(),
+        })
+    });
+    let boot_loader = match &r.boot_loader {
+        BootLoader::UnikernelMkimage { stage_version, record } => json!({
+            "kind": "unikernel-mkimage",
+            "stage_version": stage_version,
+            "record": record.as_ref().ok().map(|rec| json!({
+                "runs": rec.runs.iter().map(|run| json!({
+                    "lba": run.lba, "dest": run.dest, "skip": run.skip, "length": run.len, "sectors": run.sectors,
+                })).collect::<Vec<_>>(),
+                "zero_ranges": rec.zeros.iter().map(|z| json!({"dest": z.dest, "length": z.len})).collect::<Vec<_>>(),
+                "entry": rec.entry,
+                "loader_name": rec.loader_name,
+                "boot_partition": rec.boot_partition,
+                "quiet": rec.flags & mkimage_core::bootstage::FLAG_QUIET != 0,
+            })),
+            "record_error": record.as_ref().err(),
+        }),
+        BootLoader::Syslinux => {
+            json!({"kind": "syslinux", "stage_version": null, "record": null, "record_error": null})
+        }
+        BootLoader::Unknown => json!({"kind": "unknown", "stage_version": null, "record": null, "record_error": null}),
+        BootLoader::None => json!({"kind": "none", "stage_version": null, "record": null, "record_error": null}),
+    };
+    let kernel = r.kernel.as_ref().map_or(Value::Null, |k| {
+        json!({
+            "name": k.name,
+            "size": k.size,
+            "sha256": k.sha256,
+            "contiguous": k.contiguous,
+            "multiboot": k.load.as_ref().ok().map(|plan| json!({
+                "header_offset": plan.header.offset,
+                "flags": plan.header.flags,
+                "format": plan.format.to_string(),
+                "entry": plan.entry,
+                "segments": plan.segments.iter().map(|s| json!({
+                    "file_offset": s.file_offset, "file_size": s.file_size, "addr": s.addr, "mem_size": s.mem_size,
+                })).collect::<Vec<_>>(),
+            })),
+            "multiboot_error": k.load.as_ref().err(),
+        })
+    });
+    json!({
+        "schema_version": JSON_SCHEMA_VERSION,
+        "path": path.display().to_string(),
+        "container": match r.container { Container::Raw => "raw", Container::Tarball(_) => "gce-tarball" },
+        "tarball": tarball,
+        "disk_size": r.disk_size,
+        "partition_table": r.table.kind,
+        "disk_id": r.table.disk_id,
+        "partitions": r.table.partitions.iter().map(|p| json!({
+            "number": p.number,
+            "start_lba": p.start,
+            "sectors": p.sectors,
+            "type": p.kind,
+            "type_name": p.kind_name,
+            "bootable": p.bootable,
+            "name": p.name,
+            "guid": p.guid,
+        })).collect::<Vec<_>>(),
+        "filesystem": filesystem,
+        "boot_loader": boot_loader,
+        "kernel": kernel,
+        "cmdline": r.cmdline,
+        "checks": r.checks.iter().map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
+        "gce_ready": r.gce_ready(),
+    })
+}

@@ -1,0 +1,225 @@
+//! Pieces shared by the two command-line programs, `unikernel-mkimage` and the drop-in
+//! `solo5-virtio-mkimage`: writing an image to its destination safely, turning errors into one
+//! line, and cleaning up temporary files when a signal ends the process.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use mkimage_core::{Error, Image};
+
+/// Exit status of a failed command.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit status after SIGINT (128 + 2), as shells report it.
+pub const EXIT_SIGINT: i32 = 130;
+/// Exit status after SIGTERM (128 + 15).
+pub const EXIT_SIGTERM: i32 = 143;
+
+/// An error for the user: one line, the cause chain included.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Failure(chain(&err))
+    }
+}
+
+/// An error and its causes, joined with ": " on one line.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The output format of a build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A raw disk image (sparse file).
+    Raw,
+    /// The GCE tarball.
+    Gce,
+}
+
+/// Temporary files to remove, and whether a signal arrived, shared with the signal thread.
+static CLEANUP: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// How the process reacts to SIGINT and SIGTERM after [`handle_signals`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnSignal {
+    /// Remove registered temporary files and exit at once (128 + signal).
+    Exit,
+    /// Remove registered temporary files and record the signal for [`interrupted`] to report;
+    /// the main thread decides when to stop (used while a child process runs).
+    Record,
+}
+
+static SIGNALLED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Installs the SIGINT/SIGTERM handling. Idempotent enough for a CLI: call once.
+pub fn handle_signals(mode: OnSignal) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            remove_registered();
+            SIGNALLED.store(signal, std::sync::atomic::Ordering::SeqCst);
+            if mode == OnSignal::Exit {
+                std::process::exit(128 + signal);
+            }
+        }
+    });
+}
+
+/// The signal that arrived, if any (in [`OnSignal::Record`] mode).
+pub fn interrupted() -> Option<i32> {
+    match SIGNALLED.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// Registers a temporary file to remove if a signal ends the process.
+pub fn register_temp(path: &Path) {
+    if let Ok(mut list) = CLEANUP.lock() {
+        list.push(path.to_owned());
+    }
+}
+
+/// Forgets a temporary file (it was renamed into place or removed).
+pub fn unregister_temp(path: &Path) {
+    if let Ok(mut list) = CLEANUP.lock() {
+        list.retain(|p| p != path);
+    }
+}
+
+fn remove_registered() {
+    if let Ok(list) = CLEANUP.lock() {
+        for path in list.iter() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Refuses outputs that would clobber something: a directory, the kernel itself, or (without
+/// `force`) an existing file.
+pub fn check_output(output: &Path, kernel: &Path, force: bool) -> Result<(), Failure> {
+    let Ok(meta) = std::fs::metadata(output) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
+        return Err(Failure(format!("output {} is a directory", output.display())));
+    }
+    if same_file(output, kernel) {
+        return Err(Failure(format!(
+            "output {} is the kernel itself; the input is never overwritten",
+            output.display()
+        )));
+    }
+    if !force {
+        return Err(Failure(format!("output {} already exists (use --force to replace it)", output.display())));
+    }
+    Ok(())
+}
+
+/// Whether two paths name the same file.
+#[cfg(unix)]
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Whether two paths name the same file.
+#[cfg(not(unix))]
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    std::fs::canonicalize(a).ok().is_some_and(|a| std::fs::canonicalize(b).ok() == Some(a))
+}
+
+/// Writes the image to a temporary file next to `output` and renames it into place, so that
+/// `output` is either the complete image or untouched, and nothing is left behind on failure or
+/// on SIGINT/SIGTERM. Returns the bytes written.
+pub fn write_output(image: &Image, output: &Path, format: Format, force: bool) -> Result<u64, Failure> {
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let io_failure = |what: &str, err: std::io::Error| Failure(format!("{what} {}: {err}", output.display()));
+    let mut temp = tempfile::Builder::new()
+        .prefix(".unikernel-mkimage-")
+        .suffix(".partial")
+        .permissions(default_permissions())
+        .tempfile_in(dir)
+        .map_err(|e| io_failure("cannot create a temporary file next to", e))?;
+    let temp_path = temp.path().to_owned();
+    register_temp(&temp_path);
+    let result = (|| {
+        let written = match format {
+            Format::Raw => image.write_raw_file(temp.as_file_mut())?,
+            Format::Gce => image.write_gce(std::io::BufWriter::new(temp.as_file_mut()))?,
+        };
+        temp.as_file().sync_all().map_err(|e| io_failure("cannot flush", e))?;
+        let persisted = if force { temp.persist(output) } else { temp.persist_noclobber(output) };
+        persisted.map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                Failure(format!("output {} already exists (use --force to replace it)", output.display()))
+            } else {
+                io_failure("cannot move the finished image to", e.error)
+            }
+        })?;
+        Ok::<u64, Failure>(written)
+    })();
+    unregister_temp(&temp_path);
+    result
+}
+
+/// Permissions of a newly created output, before the umask: read-write for everyone, as for any
+/// file a program creates.
+#[cfg(unix)]
+pub fn default_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o666)
+}
+
+/// Permissions of a newly created output.
+#[cfg(not(unix))]
+pub fn default_permissions() -> std::fs::Permissions {
+    std::fs::metadata(".").map(|m| m.permissions()).expect("current directory is readable")
+}
+
+/// Infers the format from the output's name: `*.tar.gz` and `*.tgz` are GCE tarballs.
+pub fn infer_format(output: &Path) -> Format {
+    let name = output.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
+    if name.ends_with(".tar.gz") || name.ends_with(".tgz") { Format::Gce } else { Format::Raw }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_follows_the_extension() {
+        assert_eq!(infer_format(Path::new("x.tar.gz")), Format::Gce);
+        assert_eq!(infer_format(Path::new("dir/X.TGZ")), Format::Gce);
+        assert_eq!(infer_format(Path::new("disk.raw")), Format::Raw);
+        assert_eq!(infer_format(Path::new("disk.gz")), Format::Raw);
+        assert_eq!(infer_format(Path::new("")), Format::Raw);
+    }
+
+    #[test]
+    fn cause_chains_are_one_line() {
+        let err = Error::KernelRead {
+            path: "k".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory"),
+        };
+        assert_eq!(Failure::from(err).0, "cannot read kernel k: No such file or directory");
+    }
+}

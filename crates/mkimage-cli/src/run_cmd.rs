@@ -1,0 +1,206 @@
+//! `unikernel-mkimage run`: boots an image in QEMU with GCE-like virtual hardware (SeaBIOS on
+//! i440fx, virtio-scsi boot disk with 4096-byte physical sectors, COM1 on the terminal). A GCE
+//! tarball is first unpacked to a sparse temporary file. The image is opened in snapshot mode,
+//! so it is never modified.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use mkimage_cli::{Failure, register_temp, unregister_temp};
+
+/// The QEMU program looked up on PATH.
+const QEMU: &str = "qemu-system-x86_64";
+/// The Debian package that provides it.
+const QEMU_PACKAGE: &str = "qemu-system-x86";
+/// Exit status when the timeout expires (as timeout(1) uses).
+const EXIT_TIMEOUT: u8 = 124;
+/// Exit status when QEMU cannot be found (as shells use for a missing command).
+const EXIT_NO_QEMU: u8 = 127;
+/// How often the child is polled for exit, timeout and signals.
+const POLL: Duration = Duration::from_millis(20);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DiskBus {
+    /// The PIIX IDE controller.
+    Ide,
+    /// An AHCI (SATA) controller.
+    Ahci,
+    /// virtio-scsi with 4096-byte physical sectors, like GCE's boot disk.
+    VirtioScsi,
+    /// virtio-blk (Solo5 kernels refuse a virtio-blk boot disk they do not declare).
+    VirtioBlk,
+    /// NVMe.
+    Nvme,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Accel {
+    /// Hardware virtualization (needs read-write access to /dev/kvm).
+    Kvm,
+    /// Software emulation.
+    Tcg,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct RunArgs {
+    /// A raw disk image or a GCE tarball (.tar.gz).
+    image: PathBuf,
+    /// Guest memory, in QEMU's syntax (512M, 2G).
+    #[arg(long, default_value = "512M")]
+    memory: String,
+    /// How the boot disk is attached.
+    #[arg(long, value_enum, default_value_t = DiskBus::VirtioScsi)]
+    disk_bus: DiskBus,
+    /// Stop QEMU after this many seconds and exit with status 124.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// The QEMU program [default: qemu-system-x86_64 on PATH].
+    #[arg(long, value_name = "PATH")]
+    qemu: Option<PathBuf>,
+    /// Accelerator [default: kvm when /dev/kvm is usable, else tcg].
+    #[arg(long, value_enum)]
+    accel: Option<Accel>,
+    /// Extra QEMU arguments, after `--`.
+    #[arg(last = true, value_name = "QEMU_ARGS")]
+    qemu_args: Vec<String>,
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+fn kvm_usable() -> bool {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+}
+
+/// QEMU arguments attaching `image` on `bus`.
+fn disk_args(bus: DiskBus, image: &Path) -> Vec<String> {
+    let drive = |extra: &str| format!("file={},format=raw,{extra}", image.display());
+    let mut args: Vec<String> = Vec::new();
+    let mut device = |d: &str| {
+        args.push("-device".into());
+        args.push(d.into());
+    };
+    match bus {
+        DiskBus::Ide => {}
+        DiskBus::Ahci => {
+            device("ahci,id=ahci");
+            device("ide-hd,drive=disk0,bus=ahci.0");
+        }
+        DiskBus::VirtioScsi => {
+            device("virtio-scsi-pci,id=scsi");
+            device("scsi-hd,drive=disk0,physical_block_size=4096,logical_block_size=512");
+        }
+        DiskBus::VirtioBlk => device("virtio-blk-pci,drive=disk0"),
+        DiskBus::Nvme => device("nvme,serial=unikernel,drive=disk0"),
+    }
+    args.push("-drive".into());
+    args.push(if bus == DiskBus::Ide { drive("if=ide") } else { drive("if=none,id=disk0") });
+    args
+}
+
+/// Unpacks the disk of a GCE tarball into a sparse temporary file.
+fn unpack(path: &Path) -> Result<tempfile::NamedTempFile, Failure> {
+    let file = std::fs::File::open(path).map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
+    let (_, disk) = mkimage_core::inspect::tarball::read(std::io::BufReader::new(file))
+        .map_err(|e| Failure(format!("{} is not a readable image tarball: {e}", path.display())))?;
+    let disk = disk.ok_or_else(|| Failure(format!("{} holds no disk image", path.display())))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".unikernel-mkimage-run-")
+        .suffix(".raw")
+        .tempfile()
+        .map_err(|e| Failure(format!("cannot create a temporary file: {e}")))?;
+    register_temp(temp.path());
+    let fail = |e: std::io::Error| Failure(format!("cannot unpack {}: {e}", path.display()));
+    use mkimage_core::inspect::source::DiskSource;
+    temp.as_file().set_len(disk.size()).map_err(fail)?;
+    for (offset, data) in disk.blocks() {
+        temp.as_file_mut().seek(SeekFrom::Start(offset)).map_err(fail)?;
+        temp.as_file_mut().write_all(data).map_err(fail)?;
+    }
+    Ok(temp)
+}
+
+pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+    let qemu = match &args.qemu {
+        Some(path) => path.clone(),
+        None => match find_on_path(QEMU) {
+            Some(path) => path,
+            None => {
+                eprintln!(
+                    "unikernel-mkimage: error: {QEMU} not found on PATH; install the Debian package {QEMU_PACKAGE}, or give --qemu PATH"
+                );
+                return Ok(ExitCode::from(EXIT_NO_QEMU));
+            }
+        },
+    };
+    let mut magic = [0u8; 2];
+    let is_tarball = std::fs::File::open(&args.image)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .map(|()| magic == [0x1f, 0x8b])
+        .map_err(|e| Failure(format!("cannot read {}: {e}", args.image.display())))?;
+    let unpacked = if is_tarball { Some(unpack(&args.image)?) } else { None };
+    let disk = unpacked.as_ref().map_or(args.image.as_path(), |t| t.path());
+    let accel = args.accel.unwrap_or(if kvm_usable() { Accel::Kvm } else { Accel::Tcg });
+    let mut command = Command::new(&qemu);
+    command
+        .args(["-machine", "pc", "-accel", if accel == Accel::Kvm { "kvm" } else { "tcg" }])
+        .args(["-m", &args.memory])
+        .args(["-nodefaults", "-display", "none", "-serial", "stdio", "-snapshot"])
+        .args(disk_args(args.disk_bus, disk))
+        .args(&args.qemu_args)
+        .stdin(Stdio::inherit());
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "unikernel-mkimage: error: {} not found; install the Debian package {QEMU_PACKAGE}",
+                qemu.display()
+            );
+            return Ok(ExitCode::from(EXIT_NO_QEMU));
+        }
+        Err(e) => return Err(Failure(format!("cannot start {}: {e}", qemu.display()))),
+    };
+    let deadline = args.timeout.map(|s| Instant::now() + Duration::from_secs(s));
+    let outcome = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(Some(status)),
+            Ok(None) => {}
+            Err(e) => break Err(Failure(format!("cannot wait for QEMU: {e}"))),
+        }
+        if let Some(signal) = mkimage_cli::interrupted() {
+            let _ = child.kill();
+            let _ = child.wait();
+            drop(unpacked);
+            std::process::exit(128 + signal);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("unikernel-mkimage: run: stopped QEMU after the {} s timeout", args.timeout.unwrap_or(0));
+            break Ok(None);
+        }
+        std::thread::sleep(POLL);
+    };
+    if let Some(t) = &unpacked {
+        unregister_temp(t.path());
+    }
+    Ok(match outcome? {
+        Some(status) => exit_code(status),
+        None => ExitCode::from(EXIT_TIMEOUT),
+    })
+}
+
+/// QEMU's exit status as ours: its code, or 128 + the signal that ended it.
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitCode::from(code.clamp(0, 255) as u8),
+        (None, Some(signal)) => ExitCode::from((128 + signal).clamp(0, 255) as u8),
+        _ => ExitCode::FAILURE,
+    }
+}

@@ -1,0 +1,339 @@
+//! End-to-end tests of the tools around an image: the drop-in `solo5-virtio-mkimage`,
+//! `unikernel-mkimage inspect` (on our images, on one made by the SYSLINUX pipeline, on
+//! garbage) and `unikernel-mkimage run`, plus completions, the manual page, --version and -v.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn dropin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_solo5-virtio-mkimage"))
+}
+
+fn fixture(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(file)
+}
+
+fn inspect_json(image: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = run(mkimage().arg("inspect").arg(image).arg("--json"));
+    let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", stdout(&out)));
+    (out.status.code(), value)
+}
+
+fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no check {name}"))
+}
+
+#[test]
+fn dropin_accepts_the_shapes_build_scripts_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let kernel = fixture("hello.elf");
+    // -f tar with --, and arguments that look like options.
+    let out = run_ok(
+        dropin()
+            .args(["-f", "tar", "--"])
+            .arg(d.join("a.tar.gz"))
+            .arg(&kernel)
+            .args(["--ipv4=10.0.0.2/24", "--ipv4-gateway=10.0.0.1"]),
+    );
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "silent on success");
+    let (code, report) = inspect_json(&d.join("a.tar.gz"));
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["cmdline"], "unikernel.bin --ipv4=10.0.0.2/24 --ipv4-gateway=10.0.0.1");
+    assert_eq!(report["kernel"]["name"], "unikernel.bin");
+    assert_eq!(report["partition_table"], "mbr");
+    assert_eq!(report["disk_size"], 1u64 << 30);
+    assert_eq!(report["gce_ready"], true);
+    // Without --, default raw format.
+    run_ok(dropin().arg(d.join("b.img")).arg(&kernel).arg("hello"));
+    assert_eq!(std::fs::metadata(d.join("b.img")).unwrap().len(), 1 << 30);
+    // The same image as unikernel-mkimage builds with the same choices.
+    run_ok(
+        mkimage()
+            .args(["build", "-q", "--name", "unikernel.bin"])
+            .arg(&kernel)
+            .arg("-o")
+            .arg(d.join("c.img"))
+            .args(["--", "hello"]),
+    );
+    assert!(same_contents(&d.join("b.img"), &d.join("c.img")));
+    // -d is accepted with a note; an existing image is replaced, like the original.
+    let out = run_ok(dropin().args(["-d", "-f", "raw"]).arg(d.join("b.img")).arg(&kernel).arg("other"));
+    assert_eq!(stderr(&out), "solo5-virtio-mkimage: note: -d ignored: no container is needed\n");
+    let (_, report) = inspect_json(&d.join("b.img"));
+    assert_eq!(report["cmdline"], "unikernel.bin other");
+}
+
+#[test]
+fn dropin_usage_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for bad in [&[][..], &["only-one"], &["-f", "zip", "x", "y"], &["-x", "x", "y"]] {
+        let out = run(dropin().args(bad).current_dir(d));
+        assert_eq!(out.status.code(), Some(1), "{bad:?}");
+        assert!(
+            stderr(&out)
+                .starts_with("usage: solo5-virtio-mkimage [ OPTIONS ] [ -- ] IMAGE UNIKERNEL [ ARGUMENTS ... ]")
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let out = run(dropin().args(["out.img", "missing.virtio"]).current_dir(d));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "solo5-virtio-mkimage: error: not found: missing.virtio\n");
+    std::fs::write(d.join("junk.virtio"), b"not a kernel").unwrap();
+    let out = run(dropin().args(["out.img", "junk.virtio"]).current_dir(d));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("solo5-virtio-mkimage: error: kernel junk.virtio: no Multiboot header"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_dir(d).unwrap().count(), 1, "no output left behind");
+}
+
+#[test]
+fn inspect_describes_our_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let kernel = fixture("multiseg32.elf");
+    for (name, extra) in
+        [("mbr.raw", &["--size", "256M"][..]), ("gpt.raw", &["--partition-table", "gpt"]), ("x.tar.gz", &[])]
+    {
+        let image = d.join(name);
+        run_ok(mkimage().args(["build", "-q"]).arg(&kernel).arg("-o").arg(&image).args(extra).args(["--", "a", "b"]));
+        let (code, r) = inspect_json(&image);
+        assert_eq!(code, Some(0), "{name}: {r:#}");
+        assert_eq!(r["schema_version"], 1);
+        assert_eq!(r["kernel"]["name"], "multiseg32.elf");
+        assert_eq!(r["kernel"]["size"], std::fs::metadata(&kernel).unwrap().len());
+        assert_eq!(r["kernel"]["multiboot"]["format"], "ELF32");
+        assert_eq!(r["kernel"]["multiboot"]["segments"].as_array().unwrap().len(), 3);
+        assert_eq!(r["cmdline"], "multiseg32.elf a b");
+        assert_eq!(r["boot_loader"]["kind"], "unikernel-mkimage");
+        assert_eq!(r["boot_loader"]["stage_version"], 1);
+        assert!(r["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true), "{r:#}");
+        let sha = mkimage_core::ident::sha256(&std::fs::read(&kernel).unwrap());
+        let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(r["kernel"]["sha256"], hex);
+        match name {
+            "gpt.raw" => {
+                assert_eq!(r["partition_table"], "gpt");
+                assert_eq!(r["partitions"][0]["type_name"], "BIOS boot");
+                assert_eq!(r["partitions"][1]["type_name"], "EFI system");
+                assert_eq!(r["gce_ready"], false, "a raw image is not an import tarball");
+            }
+            "x.tar.gz" => {
+                assert_eq!(r["container"], "gce-tarball");
+                assert_eq!(r["tarball"]["members"][0]["name"], "disk.raw");
+                assert_eq!(r["tarball"]["members"][0]["format"], "old-GNU");
+                assert_eq!(r["gce_ready"], true);
+            }
+            _ => assert_eq!(r["disk_size"], 256u64 << 20),
+        }
+    }
+    // Text output names the same things.
+    let out = run_ok(mkimage().arg("inspect").arg(d.join("x.tar.gz")));
+    let text = stdout(&out);
+    assert!(text.contains("boot loader: unikernel-mkimage, boot stage 1"), "{text}");
+    assert!(text.contains("command line: multiseg32.elf a b"), "{text}");
+    assert!(text.contains("GCE ready: yes"), "{text}");
+}
+
+#[test]
+fn inspect_notices_a_changed_kernel_and_a_non_gce_tarball() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let image = d.join("x.raw");
+    run_ok(mkimage().args(["build", "-q"]).arg(fixture("hello.elf")).arg("-o").arg(&image));
+    // Change one byte of the kernel file inside the filesystem.
+    let (_, r) = inspect_json(&image);
+    let lba = r["boot_loader"]["record"]["runs"][0]["lba"].as_u64().unwrap();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&image).unwrap();
+        f.seek(SeekFrom::Start(lba * 512 + 100)).unwrap();
+        f.write_all(&[0xAB]).unwrap();
+    }
+    let (code, r) = inspect_json(&image);
+    assert_eq!(code, Some(1));
+    assert_eq!(check(&r, "boot_record")["ok"], false);
+    assert!(check(&r, "boot_record")["detail"].as_str().unwrap().contains("checksum"), "{r:#}");
+
+    // A tarball of a disk with another member name and not a whole number of GiB.
+    let Some(tar) = tool("inspect_notices_a_changed_kernel_and_a_non_gce_tarball", "tar", "tar") else { return };
+    run_ok(
+        mkimage().args(["build", "-q", "--size", "100M"]).arg(fixture("hello.elf")).arg("-o").arg(d.join("image.img")),
+    );
+    run_ok(Command::new(tar).args(["-Sczf", "t.tar.gz", "image.img"]).current_dir(d));
+    let (code, r) = inspect_json(&d.join("t.tar.gz"));
+    assert_eq!(code, Some(1));
+    assert_eq!(check(&r, "gce_member_name")["ok"], false);
+    assert_eq!(check(&r, "gce_size")["ok"], false);
+    assert_eq!(r["gce_ready"], false);
+}
+
+#[test]
+fn inspect_describes_a_syslinux_image() {
+    let test = "inspect_describes_a_syslinux_image";
+    for (program, package) in
+        [("sfdisk", "fdisk"), ("mkdosfs", "dosfstools"), ("syslinux", "syslinux"), ("mcopy", "mtools"), ("tar", "tar")]
+    {
+        if tool(test, program, package).is_none() {
+            return;
+        }
+    }
+    if !Path::new("/usr/lib/syslinux/modules/bios/mboot.c32").is_file() {
+        if tools_required() {
+            panic!("{test}: SYSLINUX modules missing (install the Debian package syslinux-common)");
+        }
+        eprintln!("SKIPPED: {test}: SYSLINUX modules missing (install syslinux-common)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/support/syslinux-mkimage.sh");
+    let image = dir.path().join("old.tar.gz");
+    let mut cmd = Command::new("sh");
+    cmd.arg(&script).arg("tar").arg(&image).arg(fixture("hello.elf")).args(["--ipv4=10.0.0.2/24", "x"]);
+    cmd.env("PATH", format!("/usr/sbin:/sbin:{}", std::env::var("PATH").unwrap_or_default()));
+    run_ok(&mut cmd);
+    let (code, r) = inspect_json(&image);
+    assert_eq!(code, Some(1), "a foreign image cannot pass our boot checks: {r:#}");
+    assert_eq!(r["boot_loader"]["kind"], "syslinux");
+    assert_eq!(r["kernel"]["name"], "unikernel.bin");
+    assert_eq!(r["cmdline"], "unikernel.bin --ipv4=10.0.0.2/24 x");
+    assert_eq!(check(&r, "boot_record")["detail"], "no unikernel-mkimage boot record; SYSLINUX found");
+    assert_eq!(check(&r, "gce_format")["ok"], true);
+    assert_eq!(r["gce_ready"], true, "GCE imports and boots SYSLINUX images");
+    // The flaws the brief measured in the old tool are visible.
+    assert!(check(&r, "filesystem")["detail"].as_str().unwrap().contains("hidden-sectors"), "{r:#}");
+}
+
+#[test]
+fn inspect_refuses_what_is_not_an_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Deterministic pseudo-random bytes, an empty file, a truncated tarball, a gzip of garbage.
+    let mut x = 0x2545_f491u32;
+    let random: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    std::fs::write(d.join("random.bin"), &random).unwrap();
+    std::fs::write(d.join("empty.bin"), b"").unwrap();
+    run_ok(mkimage().args(["build", "-q"]).arg(fixture("hello.elf")).arg("-o").arg(d.join("ok.tar.gz")));
+    let tgz = std::fs::read(d.join("ok.tar.gz")).unwrap();
+    std::fs::write(d.join("truncated.tar.gz"), &tgz[..tgz.len() / 2]).unwrap();
+    let mut gz = Vec::new();
+    {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(&mut gz, flate2::Compression::fast());
+        e.write_all(&random).unwrap();
+        e.finish().unwrap();
+    }
+    std::fs::write(d.join("garbage.tar.gz"), &gz).unwrap();
+    for name in ["random.bin", "empty.bin", "truncated.tar.gz", "garbage.tar.gz", "missing.raw"] {
+        let out = run(mkimage().arg("inspect").arg(d.join(name)));
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.starts_with("unikernel-mkimage: error: ") && err.contains(name), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let (code, r) = inspect_json(&d.join(name));
+        assert_eq!(code, Some(2));
+        assert!(r["error"].is_string(), "{r:#}");
+    }
+}
+
+#[test]
+fn run_boots_the_demo_tarball() {
+    let Some(qemu) = qemu::qemu("run_boots_the_demo_tarball") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let tgz = dir.path().join("demo.tar.gz");
+    run_ok(mkimage().args(["build", "-q"]).arg(fixture("hello.elf")).arg("-o").arg(&tgz).args(["--", "Hello_run"]));
+    let out = run(mkimage()
+        .arg("run")
+        .arg(&tgz)
+        .args(["--accel", "tcg", "--timeout", "120", "--qemu"])
+        .arg(&qemu)
+        .args(["--", "-device", qemu::DEBUG_EXIT_DEVICE]));
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(qemu::EXIT_PASS), "{text}{}", stderr(&out));
+    assert!(text.contains("hello from a Multiboot kernel"), "{text}");
+    assert!(text.contains("command line: 'hello.elf Hello_run'"), "{text}");
+    // The default GCE-like disk is virtio-scsi; nothing was left in the temporary directory.
+    assert_eq!(std::fs::metadata(&tgz).unwrap().len(), std::fs::read(&tgz).unwrap().len() as u64);
+    // Without the debug-exit device the kernel powers off and QEMU exits with 0.
+    let out = run(mkimage().arg("run").arg(&tgz).args(["--accel", "tcg", "--timeout", "120", "--disk-bus", "ide"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn run_times_out_and_reports_a_missing_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("halt.raw");
+    let kernel = write_kernel(dir.path(), "halt.bin", 10); // halts forever
+    run_ok(mkimage().args(["build", "-q"]).arg(&kernel).arg("-o").arg(&image));
+    let out = run(mkimage().arg("run").arg(&image).args(["--qemu", "/nonexistent/qemu-system-x86_64"]));
+    assert_eq!(out.status.code(), Some(127));
+    assert!(stderr(&out).contains("qemu-system-x86"), "{}", stderr(&out));
+    let out = run(mkimage().arg("run").arg(&image).env("PATH", dir.path()));
+    assert_eq!(out.status.code(), Some(127));
+    assert!(stderr(&out).contains("install the Debian package qemu-system-x86"), "{}", stderr(&out));
+    let Some(qemu) = qemu::qemu("run_times_out_and_reports_a_missing_qemu") else { return };
+    let started = std::time::Instant::now();
+    let out = run(mkimage().arg("run").arg(&image).args(["--accel", "tcg", "--timeout", "3", "--qemu"]).arg(&qemu));
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    assert!(started.elapsed().as_secs() < 30);
+    assert!(stderr(&out).contains("timeout"), "{}", stderr(&out));
+}
+
+#[test]
+fn completions_manpage_version_and_help() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run_ok(mkimage().args(["completions", shell]));
+        assert!(stdout(&out).contains("inspect"), "{shell}");
+    }
+    let man = stdout(&run_ok(mkimage().arg("manpage")));
+    assert!(man.starts_with(".ie") || man.contains(".TH"), "{man}");
+    assert!(man.contains("unikernel-mkimage"));
+    let version = stdout(&run_ok(mkimage().arg("--version")));
+    assert_eq!(version.trim(), format!("unikernel-mkimage {} (boot stage 1)", env!("CARGO_PKG_VERSION")));
+    for sub in ["build", "inspect", "run", "completions", "manpage"] {
+        let help = stdout(&run_ok(mkimage().args([sub, "--help"])));
+        assert!(help.contains("Example"), "{sub} --help has no examples:\n{help}");
+    }
+    let out = run(mkimage().arg("frobnicate"));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn verbose_build_prints_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        mkimage()
+            .args(["build", "-v", "--partition-table", "gpt"])
+            .arg(fixture("higherhalf64.elf"))
+            .arg("-o")
+            .arg(dir.path().join("x.raw")),
+    );
+    let text = stdout(&out);
+    for needle in [
+        "plan:",
+        "GPT disk GUID",
+        "BIOS boot partition: LBA 64-2047",
+        "filesystem: FAT32",
+        "kernel: ELF64, entry point 0x0010004c",
+        "boot record: 2 run(s)",
+        "command line: higherhalf64.elf",
+        "unikernel-mkimage: wrote",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
