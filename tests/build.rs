@@ -281,7 +281,7 @@ fn bad_input_is_refused_without_leaving_output() {
     let err = build_fails(d, &["k.bin", "-o", "o.raw", "--size", "1M"], &keep);
     assert!(err.contains("too small") && err.contains("needs at least"), "{err}");
     let err = build_fails(d, &["k.bin", "-o", "o.raw", "--name", "a:b"], &keep);
-    assert!(err.contains("kernel name \"a:b\" cannot be used"), "{err}");
+    assert!(err.contains("kernel k.bin: the name \"a:b\" cannot be used"), "{err}");
     let err = build_fails(d, &["k.bin", "-o", "subdir"], &keep);
     assert!(err.contains("is a directory"), "{err}");
     let err = build_fails(d, &["k.bin", "-o", "k.bin", "--force"], &keep);

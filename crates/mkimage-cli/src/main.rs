@@ -181,14 +181,18 @@ fn main() -> ExitCode {
 
 fn build(args: BuildArgs) -> Result<(), Failure> {
     let started = Instant::now();
-    let disk_size = parse_size(&args.size)?;
+    // Problems with the options concern the output; say which.
+    let about_output =
+        |e: mkimage_core::Error| Failure(format!("{}: {}", args.output.display(), mkimage_cli::chain(&e)));
+    let disk_size = parse_size(&args.size).map_err(about_output)?;
+    mkimage_core::Layout::check_disk_size(disk_size).map_err(about_output)?;
     let format = match args.format {
         Some(FormatArg::Raw) => Format::Raw,
         Some(FormatArg::Gce) => Format::Gce,
         None => infer_format(&args.output),
     };
     if format == Format::Gce {
-        mkimage_core::gce::check_disk_size(disk_size)?;
+        mkimage_core::gce::check_disk_size(disk_size).map_err(about_output)?;
     }
     let timestamp = Timestamp::from_env()?;
     check_output(&args.output, &args.kernel, args.force)?;

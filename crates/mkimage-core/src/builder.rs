@@ -86,6 +86,7 @@ impl Kernel {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| Error::InvalidName {
+                kernel: path.display().to_string(),
                 name: path.display().to_string(),
                 reason: "the file name is not valid UTF-8; give one with --name",
             })?
@@ -273,9 +274,11 @@ impl ImageBuilder {
     /// Plans the image without writing anything.
     pub fn plan(&self) -> Result<Plan, Error> {
         let name = self.stored_name();
-        check_name(name).map_err(|reason| Error::InvalidName { name: name.to_owned(), reason })?;
+        let origin = || self.kernel.origin.clone();
+        check_name(name).map_err(|reason| Error::InvalidName { kernel: origin(), name: name.to_owned(), reason })?;
         if name == INFO_FILE_NAME {
             return Err(Error::InvalidName {
+                kernel: origin(),
                 name: name.to_owned(),
                 reason: "this name is taken by the build-information file",
             });
@@ -296,11 +299,16 @@ impl ImageBuilder {
         let cmdline = std::iter::once(name).chain(self.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
         if cmdline.contains('\0') {
             return Err(Error::InvalidArgument {
+                kernel: origin(),
                 reason: "an argument contains a NUL byte, which cannot be passed on a command line",
             });
         }
         if cmdline.len() > MAX_CMDLINE_LEN {
-            return Err(Error::CommandLineTooLong { len: cmdline.len(), max: MAX_CMDLINE_LEN });
+            return Err(Error::CommandLineTooLong {
+                kernel: self.kernel.origin.clone(),
+                len: cmdline.len(),
+                max: MAX_CMDLINE_LEN,
+            });
         }
         let kernel_sha256 = sha256(bytes);
         let identity = match &self.seed {
@@ -315,6 +323,11 @@ impl ImageBuilder {
             kernel_size: bytes.len() as u64,
             info_name: INFO_FILE_NAME,
             info_size: info_text.len() as u64,
+        })
+        .map_err(|e| match e {
+            // Name the kernel as the user knows it (its path), not by its name on the disk.
+            Error::DiskTooSmall { size, needed, .. } => Error::DiskTooSmall { kernel: origin(), size, needed },
+            other => other,
         })?;
         let boot_record = boot_record(&layout, &load, bytes, name, &cmdline, self.quiet_boot)?;
         Ok(Plan { layout, cmdline, kernel_sha256, identity, timestamp: self.timestamp, info_text, load, boot_record })

@@ -51,8 +51,10 @@ pub enum Error {
         max: u64,
     },
     /// The kernel name cannot be stored on the FAT filesystem or used on the command line.
-    #[error("kernel name {name:?} cannot be used: {reason}")]
+    #[error("kernel {kernel}: the name {name:?} cannot be used: {reason}")]
     InvalidName {
+        /// The kernel (its path when read from a file).
+        kernel: String,
         /// The rejected name.
         name: String,
         /// Why.
@@ -76,16 +78,20 @@ pub enum Error {
         max: usize,
     },
     /// The kernel's command line is longer than the boot record can carry.
-    #[error("the kernel command line is {len} bytes; at most {max} bytes fit in the boot record")]
+    #[error("kernel {kernel}: the command line is {len} bytes; at most {max} bytes fit in the boot record")]
     CommandLineTooLong {
+        /// The kernel (its path when read from a file).
+        kernel: String,
         /// Its length in bytes.
         len: usize,
         /// The limit.
         max: usize,
     },
     /// An argument for the kernel cannot be passed.
-    #[error("invalid kernel argument: {reason}")]
+    #[error("kernel {kernel}: invalid argument: {reason}")]
     InvalidArgument {
+        /// The kernel (its path when read from a file).
+        kernel: String,
         /// Why.
         reason: &'static str,
     },
@@ -120,8 +126,10 @@ pub enum Error {
         max: u64,
     },
     /// The disk cannot hold the partition table, boot stage, filesystem and files.
-    #[error("disk size {} is too small for this kernel: it needs at least {}", crate::size::format_size(*size), crate::size::format_size(*needed))]
+    #[error("disk size {} is too small for kernel {kernel}: it needs at least {}", crate::size::format_size(*size), crate::size::format_size(*needed))]
     DiskTooSmall {
+        /// The kernel (its path when read from a file).
+        kernel: String,
         /// The requested size.
         size: u64,
         /// The smallest size that works (whole MiB).

@@ -161,16 +161,25 @@ pub struct LayoutRequest<'a> {
 }
 
 impl Layout {
+    /// Checks a disk size on its own: a whole number of sectors, at most [`MAX_DISK_SIZE`].
+    pub fn check_disk_size(size: u64) -> Result<(), Error> {
+        if !size.is_multiple_of(SECTOR) {
+            return Err(Error::DiskSizeNotSectorMultiple { size });
+        }
+        if size > MAX_DISK_SIZE {
+            return Err(Error::DiskTooLarge { size, max: MAX_DISK_SIZE });
+        }
+        Ok(())
+    }
+
     /// Plans the layout, or explains why the disk cannot hold it.
     pub fn plan(req: &LayoutRequest<'_>) -> Result<Layout, Error> {
-        if !req.disk_size.is_multiple_of(SECTOR) {
-            return Err(Error::DiskSizeNotSectorMultiple { size: req.disk_size });
-        }
-        if req.disk_size > MAX_DISK_SIZE {
-            return Err(Error::DiskTooLarge { size: req.disk_size, max: MAX_DISK_SIZE });
-        }
-        Self::try_plan(req)
-            .ok_or_else(|| Error::DiskTooSmall { size: req.disk_size, needed: Self::minimum_disk_size(req) })
+        Self::check_disk_size(req.disk_size)?;
+        Self::try_plan(req).ok_or_else(|| Error::DiskTooSmall {
+            kernel: req.kernel_name.to_owned(),
+            size: req.disk_size,
+            needed: Self::minimum_disk_size(req),
+        })
     }
 
     /// The smallest whole number of MiB that holds the request (or `MAX_DISK_SIZE + 1` if even
@@ -325,7 +334,7 @@ mod tests {
     fn too_small_disks_report_the_minimum() {
         let small = req(PartitionTable::Mbr, 2 * MIB, 64 * MIB);
         match Layout::plan(&small) {
-            Err(Error::DiskTooSmall { size, needed }) => {
+            Err(Error::DiskTooSmall { size, needed, .. }) => {
                 assert_eq!(size, 2 * MIB);
                 assert!(needed > 64 * MIB && needed < 70 * MIB, "{needed}");
                 assert!(Layout::plan(&LayoutRequest { disk_size: needed, ..small }).is_ok());

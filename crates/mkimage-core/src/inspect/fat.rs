@@ -204,15 +204,17 @@ impl Volume {
     }
 
     /// The cluster chain from `first`, at most `limit` clusters. Errors on a free or invalid
-    /// cluster in the chain, and on a chain longer than the volume (a cycle).
+    /// cluster in the chain, and on a cluster met twice (a cycle), so the walk is bounded by the
+    /// clusters actually chained in the FAT.
     pub fn chain(&self, source: &mut dyn DiskSource, first: u32, limit: u64) -> Result<Vec<u32>, String> {
         let mut chain = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut cluster = first;
         loop {
             if !self.valid_cluster(cluster) {
                 return Err(format!("cluster chain reaches invalid cluster {cluster}"));
             }
-            if chain.len() as u64 >= u64::from(self.clusters) {
+            if !seen.insert(cluster) {
                 return Err("cluster chain loops".into());
             }
             chain.push(cluster);
