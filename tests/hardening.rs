@@ -666,6 +666,9 @@ fn parallel_builds_into_one_directory_do_not_interfere() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
+/// Environment variables for a build.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
 /// Builds in an environment and returns the output bytes.
 fn build_env(kernel: &Path, work: &Path, env: &[(&str, &str)], umask: &str, output: &str) -> Vec<u8> {
     std::fs::create_dir_all(work).unwrap();
@@ -695,7 +698,7 @@ fn reproducible_under_pressure() {
     let kernel = write_kernel(dir.path(), "unikernel.bin", 200_000);
     let base = build_env(&kernel, &dir.path().join("base"), &[("TZ", "UTC"), ("LC_ALL", "C")], "022", "img.tar.gz");
     // Different time zone, locale, umask, directory depth, and an input copied later.
-    let variants: [(&[(&str, &str)], &str, &str); 3] = [
+    let variants: [(Env<'_>, &str, &str); 3] = [
         (&[("TZ", "Asia/Kolkata"), ("LC_ALL", "de_DE.UTF-8")], "077", "x/y/z"),
         (&[("TZ", "America/St_Johns"), ("LC_ALL", "POSIX")], "002", "other"),
         (&[("TZ", "Pacific/Chatham"), ("LANG", "fr_FR.UTF-8")], "027", "a b"),
