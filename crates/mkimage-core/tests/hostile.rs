@@ -124,7 +124,9 @@ fn sparse_tarball(map: &[(u64, u64)], real: u64, stored: u64, data: &[u8]) -> Ve
 
 #[test]
 fn bogus_sparse_maps_are_refused() {
-    let cases: [(&str, Vec<(u64, u64)>, u64, u64, usize); 5] = [
+    // (what, sparse map, real size, stored size field, data bytes present)
+    type Case = (&'static str, Vec<(u64, u64)>, u64, u64, usize);
+    let cases: [Case; 5] = [
         ("out of order", vec![(4096, 512), (0, 512)], 1 << 30, 1024, 1024),
         ("beyond the real size", vec![(2 << 30, 512)], 1 << 30, 512, 512),
         ("map and size disagree", vec![(0, 512)], 1 << 30, 4096, 4096),
