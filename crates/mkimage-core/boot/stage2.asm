@@ -127,6 +127,7 @@ v_range_last     equ 0x550         ; u32 (inclusive)
 v_run_ptr        equ 0x554         ; u16: current run / zero range in the record
 v_run_left       equ 0x556         ; u16: runs / zero ranges still to process
 v_cursor         equ 0x558         ; u32: scratch for the memory map walks
+v_fused          equ 0x55c         ; u8: 1 when the current run is checksummed while copied
 
 ; ---------------------------------------------------------------------------------------------
 header:
@@ -574,6 +575,11 @@ load_kernel:
     mov [v_left], eax
     mov eax, [si + 20]
     mov [v_sectors], eax
+    ; A run whose first byte is dword-aligned in its sector is copied in chunks that are whole
+    ; dwords (all but the last), so it can be checksummed while it is copied; any other run is
+    ; checksummed in a second pass once it is in place.
+    test byte [v_skip], 3
+    setz byte [v_fused]
 .chunk:
     mov eax, [v_sectors]
     test eax, eax
@@ -609,6 +615,8 @@ load_kernel:
     mov dword [v_skip], 0
     jmp .chunk
 .run_done:
+    cmp byte [v_fused], 0
+    jne .run_next
     ; Checksum the run where it now lies.
     mov si, [v_run_ptr]
     mov eax, [si + 8]
@@ -617,6 +625,7 @@ load_kernel:
     mov [v_copy_len], eax
     mov bx, pm_checksum
     call pm_call
+.run_next:
     add word [v_run_ptr], 24
     dec word [v_run_left]
     jmp .run
@@ -744,17 +753,78 @@ bits 16
     ret
 
 bits 32
-; Copies v_copy_len bytes from v_copy_src to v_copy_dst.
+; Copies v_copy_len bytes from v_copy_src to v_copy_dst; when v_fused is set, also adds them to
+; the running checksum (whole dwords, a last partial dword zero-padded), in the same pass.
 pm_copy:
     mov esi, [v_copy_src]
     mov edi, [v_copy_dst]
     mov ecx, [v_copy_len]
     mov edx, ecx
+    cmp byte [v_fused], 0
+    jne .fused
     shr ecx, 2
     rep movsd
     mov ecx, edx
     and ecx, 3
     rep movsb
+    ret
+.fused:
+    mov ebx, [v_sum_a]
+    mov ebp, [v_sum_b]
+    shr ecx, 4                     ; four dwords per iteration
+    jz .dwords
+.four:
+    mov eax, [esi]
+    mov [edi], eax
+    add ebx, eax
+    add ebp, ebx
+    mov eax, [esi + 4]
+    mov [edi + 4], eax
+    add ebx, eax
+    add ebp, ebx
+    mov eax, [esi + 8]
+    mov [edi + 8], eax
+    add ebx, eax
+    add ebp, ebx
+    mov eax, [esi + 12]
+    mov [edi + 12], eax
+    add ebx, eax
+    add ebp, ebx
+    add esi, 16
+    add edi, 16
+    dec ecx
+    jnz .four
+.dwords:
+    mov ecx, edx
+    shr ecx, 2
+    and ecx, 3
+    jz .tail
+.dword:
+    mov eax, [esi]
+    mov [edi], eax
+    add ebx, eax
+    add ebp, ebx
+    add esi, 4
+    add edi, 4
+    dec ecx
+    jnz .dword
+.tail:
+    and edx, 3
+    jz .done
+    xor eax, eax                   ; last partial dword, zero-padded
+    mov ecx, edx
+    dec ecx
+.tail_byte:
+    shl eax, 8
+    mov al, [esi + ecx]
+    mov [edi + ecx], al
+    dec ecx
+    jns .tail_byte
+    add ebx, eax
+    add ebp, ebx
+.done:
+    mov [v_sum_a], ebx
+    mov [v_sum_b], ebp
     ret
 
 ; Adds the v_copy_len bytes at v_copy_dst to the running checksum.
