@@ -179,8 +179,9 @@ impl Image {
     }
 
     /// Writes the Google Compute Engine import tarball (see [`crate::gce`]) to `out`, which
-    /// need not be seekable. Returns the number of compressed bytes written.
-    pub fn write_gce<W: Write>(&self, out: W) -> Result<u64, Error> {
+    /// need not be seekable. Compression runs on all available cores; the bytes do not depend on
+    /// how many there are. Returns the number of compressed bytes written.
+    pub fn write_gce<W: Write + Send>(&self, out: W) -> Result<u64, Error> {
         crate::gce::write_tarball(self, out)
     }
 }

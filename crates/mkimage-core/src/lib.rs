@@ -47,6 +47,7 @@ pub mod inspect;
 pub mod layout;
 pub mod multiboot;
 pub mod partition;
+mod pgzip;
 pub mod size;
 mod sparse;
 pub mod testkit;
