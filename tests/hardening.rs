@@ -519,15 +519,7 @@ fn in_mount_namespace(script: &str) -> Option<std::process::Output> {
 fn disk_full_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     // An incompressible 3 MiB kernel cannot fit in a 2 MiB filesystem.
-    let mut x = 0x9e37_79b9u32;
-    let payload: Vec<u8> = (0..3 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
+    let payload = random_bytes(3 << 20, 0x9e37_79b9);
     let kernel = dir.path().join("big.bin");
     std::fs::write(&kernel, mkimage_core::testkit::multiboot_kernel(&payload)).unwrap();
     let full = dir.path().join("full");
@@ -564,15 +556,7 @@ fn disk_full_leaves_nothing_behind() {
 /// temporary file exists, sends `signal` and returns the exit status and what is left.
 fn interrupt_build(signal: &str) -> (Option<i32>, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut x = 0x2545_f491u32;
-    let payload: Vec<u8> = (0..64 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
+    let payload = random_bytes(64 << 20, 0x2545_f491);
     let kernel = dir.path().join("big.bin");
     std::fs::write(&kernel, mkimage_core::testkit::multiboot_kernel(&payload)).unwrap();
     drop(payload);

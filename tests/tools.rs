@@ -217,15 +217,7 @@ fn inspect_refuses_what_is_not_an_image() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // Deterministic pseudo-random bytes, an empty file, a truncated tarball, a gzip of garbage.
-    let mut x = 0x2545_f491u32;
-    let random: Vec<u8> = (0..1 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
+    let random = random_bytes(1 << 20, 0x2545_f491);
     std::fs::write(d.join("random.bin"), &random).unwrap();
     std::fs::write(d.join("empty.bin"), b"").unwrap();
     run_ok(mkimage().args(["build", "-q"]).arg(fixture("hello.elf")).arg("-o").arg(d.join("ok.tar.gz")));

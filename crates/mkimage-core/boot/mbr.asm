@@ -17,9 +17,10 @@
 bits 16
 org 0x7c00
 
+%include "serial.inc"
+
 STAGE2_ADDR      equ 0x8000      ; where stage 2 runs (and the boot record follows)
 DAP_OFFSET       equ 0x1a8       ; disk address packet: the last 16 bytes of the code area
-COM1             equ 0x3f8
 SECTORS_DEFAULT  equ 32          ; stage 2 (16 sectors) + boot record (16 sectors)
 READ_TRIES       equ 3
 
@@ -38,28 +39,7 @@ normalized:
     mov ax, [dap + 2]              ; the patched sector count, kept for retries
     mov [sectors_wanted], ax
 
-    ; COM1: 115200 baud, 8N1, FIFO on.
-    mov dx, COM1 + 1
-    xor al, al
-    out dx, al                     ; IER: no interrupts
-    mov dl, 0xfb                   ; COM1 + 3, LCR
-    mov al, 0x80
-    out dx, al                     ; DLAB on
-    mov dl, 0xf8                   ; divisor latch low
-    mov al, 1
-    out dx, al                     ; divisor 1 = 115200 baud
-    inc dx
-    xor al, al
-    out dx, al                     ; divisor latch high
-    mov dl, 0xfb
-    mov al, 0x03
-    out dx, al                     ; 8N1, DLAB off
-    dec dx                         ; COM1 + 2, FCR
-    mov al, 0xc7
-    out dx, al                     ; FIFO on and cleared
-    mov dl, 0xfc                   ; MCR
-    mov al, 0x03
-    out dx, al                     ; DTR, RTS
+    SERIAL_INIT
 
     ; INT 13h extensions present, with the fixed-disk subset (AH=42h)?
     mov ah, 0x41
@@ -145,25 +125,9 @@ print_hex8:
     add al, 'a' - '0' - 10
     ; fall through
 
-; Sends AL to COM1, waiting (bounded) for the transmitter to be ready.
+; Sends AL to COM1.
 putc:
-    push cx
-    push dx
-    push ax
-    mov dx, COM1 + 5
-    mov cx, 0xffff
-.wait:
-    in al, dx
-    test al, 0x20
-    jnz .ready
-    loop .wait
-.ready:
-    pop ax
-    mov dl, 0xf8
-    out dx, al
-    pop dx
-    pop cx
-    ret
+    PUTC_ROUTINE
 
 msg_prefix:     db "unikernel-mkimage: ", 0
 msg_no_ext:     db "BIOS has no INT 13h extensions for the boot disk", 13, 10, 0

@@ -57,6 +57,8 @@
 bits 16
 org 0x8000
 
+%include "serial.inc"
+
 STAGE_VERSION    equ 1
 RECORD_VERSION   equ 1
 
@@ -75,7 +77,6 @@ MAX_SECTORS      equ 127           ; per INT 13h call
 WORK_START       equ 0x500         ; loader's own memory: variables to end of bounce buffer
 WORK_LAST        equ 0x1ffff
 STACK_TOP        equ 0x7c00
-COM1             equ 0x3f8
 READ_TRIES       equ 3
 MULTIBOOT_MAGIC  equ 0x2badb002
 MB_INFO_FLAGS    equ 0x247         ; mem (0), boot_device (1), cmdline (2), mmap (6), loader name (9)
@@ -994,48 +995,12 @@ bits 16
 ; Serial console and messages.
 
 serial_init:
-    mov dx, COM1 + 1
-    xor al, al
-    out dx, al                     ; no interrupts
-    mov dl, 0xfb
-    mov al, 0x80
-    out dx, al                     ; DLAB on
-    mov dl, 0xf8
-    mov al, 1
-    out dx, al                     ; divisor 1: 115200 baud
-    inc dx
-    xor al, al
-    out dx, al
-    mov dl, 0xfb
-    mov al, 0x03
-    out dx, al                     ; 8N1
-    dec dx
-    mov al, 0xc7
-    out dx, al                     ; FIFO on and cleared
-    mov dl, 0xfc
-    mov al, 0x03
-    out dx, al                     ; DTR, RTS
+    SERIAL_INIT
     ret
 
-; Sends AL to COM1, waiting (bounded) for the transmitter.
+; Sends AL to COM1.
 putc:
-    push cx
-    push dx
-    push ax
-    mov dx, COM1 + 5
-    mov cx, 0xffff
-.wait:
-    in al, dx
-    test al, 0x20
-    jnz .ready
-    loop .wait
-.ready:
-    pop ax
-    mov dl, 0xf8
-    out dx, al
-    pop dx
-    pop cx
-    ret
+    PUTC_ROUTINE
 
 ; Prints the NUL-terminated string at SI.
 print:
