@@ -585,7 +585,8 @@ fn interrupt_build(signal: &str) -> (Option<i32>, Vec<String>) {
         assert!(std::time::Instant::now() < deadline);
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    run_ok(Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()));
+    // The shell's own kill: no dependency on procps.
+    run_ok(Command::new("sh").arg("-c").arg(format!("kill -{signal} {}", child.id())));
     let status = child.wait().unwrap();
     let mut left: Vec<String> =
         std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
