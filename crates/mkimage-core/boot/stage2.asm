@@ -618,13 +618,15 @@ load_kernel:
 .run_done:
     cmp byte [v_fused], 0
     jne .run_next
-    ; Checksum the run where it now lies.
+    ; Checksum the run where it now lies: a checksumming copy of the run onto itself.
+    mov byte [v_fused], 1
     mov si, [v_run_ptr]
     mov eax, [si + 8]
+    mov [v_copy_src], eax
     mov [v_copy_dst], eax
     mov eax, [si + 16]
     mov [v_copy_len], eax
-    mov bx, pm_checksum
+    mov bx, pm_copy
     call pm_call
 .run_next:
     add word [v_run_ptr], 24
@@ -819,39 +821,6 @@ pm_copy:
     shl eax, 8
     mov al, [esi + ecx]
     mov [edi + ecx], al
-    dec ecx
-    jns .tail_byte
-    add ebx, eax
-    add ebp, ebx
-.done:
-    mov [v_sum_a], ebx
-    mov [v_sum_b], ebp
-    ret
-
-; Adds the v_copy_len bytes at v_copy_dst to the running checksum.
-pm_checksum:
-    mov esi, [v_copy_dst]
-    mov ecx, [v_copy_len]
-    mov ebx, [v_sum_a]
-    mov ebp, [v_sum_b]
-    mov edx, ecx
-    shr ecx, 2
-    jz .tail
-.dword:
-    add ebx, [esi]
-    add ebp, ebx
-    add esi, 4
-    dec ecx
-    jnz .dword
-.tail:
-    and edx, 3
-    jz .done
-    xor eax, eax                   ; last partial dword, zero-padded
-    mov ecx, edx
-    dec ecx
-.tail_byte:
-    shl eax, 8
-    mov al, [esi + ecx]
     dec ecx
     jns .tail_byte
     add ebx, eax
