@@ -448,33 +448,47 @@ check_range:
     mov eax, [v_range_first]
     mov [v_cursor], eax
 .cover:
-    mov si, MMAP
-    mov cx, [v_mmap_count]
-.find:
-    cmp dword [si + 20], 1
-    jne .find_next
-    cmp dword [si + 8], 0
-    jne .find_next
-    mov eax, [si + 4]
-    cmp eax, [v_cursor]
-    ja .find_next                  ; starts after the cursor
-    call entry_last
+    call usable_at_cursor
+    jc .bad
     test edx, edx
     jnz .covered                   ; reaches past 4 GiB: covers the rest
-    cmp eax, [v_cursor]
-    jb .find_next                  ; ends before the cursor
     cmp eax, [v_range_last]
     jae .covered
     inc eax
     mov [v_cursor], eax
     jmp .cover
-.find_next:
-    add si, MMAP_ENTRY
-    loop .find
 .bad:
     stc
     ret
 .covered:
+    clc
+    ret
+
+; Finds the usable (type 1) map entry starting below 4 GiB that contains the address in
+; v_cursor. CF = 0 and EDX:EAX = the entry's last byte if there is one, CF = 1 if not.
+; Clobbers SI and CX.
+usable_at_cursor:
+    mov si, MMAP
+    mov cx, [v_mmap_count]
+.entry:
+    cmp dword [si + 20], 1
+    jne .next
+    cmp dword [si + 8], 0
+    jne .next
+    mov eax, [si + 4]
+    cmp eax, [v_cursor]
+    ja .next                       ; starts after the cursor
+    call entry_last
+    test edx, edx
+    jnz .found                     ; reaches past 4 GiB
+    cmp eax, [v_cursor]
+    jae .found
+.next:
+    add si, MMAP_ENTRY
+    loop .entry
+    stc
+    ret
+.found:
     clc
     ret
 
@@ -881,29 +895,16 @@ build_info:
     ; 4 GiB.
     mov dword [v_cursor], 0x100000
 .upper_scan:
-    mov si, MMAP
-    mov cx, [v_mmap_count]
-.upper_find:
-    cmp dword [si + 20], 1
-    jne .upper_next
-    cmp dword [si + 8], 0
-    jne .upper_next
-    mov eax, [si + 4]
-    cmp eax, [v_cursor]
-    ja .upper_next
-    call entry_last
+    call usable_at_cursor
+    jc .upper_end
     test edx, edx
     jnz .upper_4g
-    cmp eax, [v_cursor]
-    jb .upper_next
     cmp eax, 0xffffffff
     je .upper_4g
     inc eax
     mov [v_cursor], eax
     jmp .upper_scan
-.upper_next:
-    add si, MMAP_ENTRY
-    loop .upper_find
+.upper_end:
     mov eax, [v_cursor]
     sub eax, 0x100000
     shr eax, 10
