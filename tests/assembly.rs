@@ -14,8 +14,16 @@ fn root() -> PathBuf {
 
 /// (source, include directory, committed output), relative to the repository root.
 const SOURCES: &[(&str, &str, &str)] = &[
-    ("crates/mkimage-core/boot/mbr.asm", "crates/mkimage-core/boot/", "crates/mkimage-core/boot/mbr.bin"),
-    ("crates/mkimage-core/boot/stage2.asm", "crates/mkimage-core/boot/", "crates/mkimage-core/boot/stage2.bin"),
+    (
+        "crates/mkimage-core/src/boot/bios/mbr.asm",
+        "crates/mkimage-core/src/boot/bios/",
+        "crates/mkimage-core/src/boot/bios/mbr.bin",
+    ),
+    (
+        "crates/mkimage-core/src/boot/bios/stage2.asm",
+        "crates/mkimage-core/src/boot/bios/",
+        "crates/mkimage-core/src/boot/bios/stage2.bin",
+    ),
     ("fixtures/src/hello.asm", "fixtures/src/", "fixtures/hello.elf"),
     ("fixtures/src/multiseg32.asm", "fixtures/src/", "fixtures/multiseg32.elf"),
     ("fixtures/src/higherhalf64.asm", "fixtures/src/", "fixtures/higherhalf64.elf"),
@@ -51,9 +59,9 @@ fn committed_binaries_match_their_sources() {
 
 #[test]
 fn mbr_code_fits_and_keeps_the_table_area_free() {
-    let mbr = std::fs::read(root().join("crates/mkimage-core/boot/mbr.bin")).unwrap();
+    let mbr = std::fs::read(root().join("crates/mkimage-core/src/boot/bios/mbr.bin")).unwrap();
     assert_eq!(mbr.len(), 440, "the MBR code must end where the disk signature begins");
-    let stage2 = std::fs::read(root().join("crates/mkimage-core/boot/stage2.bin")).unwrap();
+    let stage2 = std::fs::read(root().join("crates/mkimage-core/src/boot/bios/stage2.bin")).unwrap();
     assert!(stage2.len() <= 16 * 512);
     assert_eq!(&stage2[4..12], b"UKMKSTG2");
 }

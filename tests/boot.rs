@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use common::qemu::{self, Disk, EXIT_PASS};
 use libtest_mimic::{Arguments, Failed, Trial};
-use mkimage_core::bootstage::{BootRecord, STAGE2_SECTORS};
-use mkimage_core::layout::SECTOR;
+use mkimage_core::boot::bios::STAGE2_SECTORS;
+use mkimage_core::boot::record::BootRecord;
+use mkimage_core::bytes::SECTOR_SIZE;
 use mkimage_core::{Image, ImageBuilder, Kernel, PartitionTable};
 
 /// The machine types of the matrix. Adding a line adds its cells.
@@ -88,7 +89,7 @@ fn expected_lines(fixture: &Fixture, image: &Image, quiet: bool) -> Vec<String> 
     let plan = image.plan();
     let size = std::fs::metadata(fixture_path(fixture.file)).unwrap().len();
     let mut lines = vec![
-        format!("boot device: drive 80, partition {}, sub-partitions ff ff", plan.layout.fat_partition_index),
+        format!("boot device: drive 80, partition {}, sub-partitions ff ff", plan.layout.fat_partition_index()),
         format!("command line: '{}'", plan.cmdline),
         format!("boot loader: unikernel-mkimage {}", mkimage_core::TOOL_VERSION),
         "PASS".to_string(),
@@ -163,7 +164,7 @@ fn failure_trials(qemu: &Path, dir: &Path) -> Vec<Trial> {
     let hello = &FIXTURES[0];
     let image = build(hello, PartitionTable::Mbr, false);
     let layout = image.plan().layout.clone();
-    let record_offset = (layout.boot_area.start + STAGE2_SECTORS) * SECTOR;
+    let record_offset = (layout.boot_area.start + STAGE2_SECTORS) * SECTOR_SIZE;
     // A fresh copy of the image for each damage (written again: copying a sparse gigabyte
     // file can cost seconds where writing it costs milliseconds).
     let copy = |name: &str| {
@@ -187,12 +188,12 @@ fn failure_trials(qemu: &Path, dir: &Path) -> Vec<Trial> {
 
     // A flipped byte in stage 2 (in its zero padding, so the code itself still runs).
     let path = copy("stage2.raw");
-    patch(&path, layout.boot_area.start * SECTOR + STAGE2_SECTORS * SECTOR - 16, &[0x5a]);
+    patch(&path, layout.boot_area.start * SECTOR_SIZE + STAGE2_SECTORS * SECTOR_SIZE - 16, &[0x5a]);
     add("damaged_stage2", path, "128M", format!("{STAGE2_ERROR}boot stage damaged"));
 
     // No boot stage at all: the MBR code says so.
     let path = copy("missing.raw");
-    patch(&path, layout.boot_area.start * SECTOR, &[0u8; 512]);
+    patch(&path, layout.boot_area.start * SECTOR_SIZE, &[0u8; 512]);
     add("missing_boot_stage", path, "128M", "unikernel-mkimage: boot stage missing or damaged".into());
 
     // The kernel file edited in place after the build (its greeting changed).

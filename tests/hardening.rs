@@ -9,121 +9,38 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
+use mkimage_core::testkit::{self, Elf, multiboot_header};
 
-const MAGIC: u32 = 0x1BAD_B002;
-const KLUDGE: u32 = 0x0001_0003;
+const KLUDGE: u32 = testkit::KLUDGE_FLAGS;
 const ONE_MIB: u32 = 0x10_0000;
-
-/// A Multiboot header with the given flags, optionally followed by the five kludge fields.
-fn header(flags: u32, kludge: Option<[u32; 5]>) -> Vec<u8> {
-    let mut h = Vec::new();
-    for v in [MAGIC, flags, 0u32.wrapping_sub(MAGIC).wrapping_sub(flags)] {
-        h.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in kludge.into_iter().flatten() {
-        h.extend_from_slice(&v.to_le_bytes());
-    }
-    h
-}
 
 /// A file of `len` bytes (filled with a pattern) with `header` at `offset`.
 fn with_header(len: usize, offset: usize, header: &[u8]) -> Vec<u8> {
     let mut f: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-    if f.len() < offset + header.len() {
-        f.resize(offset + header.len(), 0);
-    }
-    f[offset..offset + header.len()].copy_from_slice(header);
+    testkit::place(&mut f, offset, header);
     f
 }
 
 /// A kludge kernel: header at offset 0 loading at `load`, with the given other fields.
 fn kludge(len: usize, fields: [u32; 5]) -> Vec<u8> {
-    with_header(len, 0, &header(KLUDGE, Some(fields)))
+    with_header(len, 0, &multiboot_header(KLUDGE, Some(fields)))
 }
 
-/// An ELF file built field by field: class 1 or 2, then (type, offset, vaddr, paddr, filesz,
-/// memsz) program headers; the Multiboot header (no kludge) goes at 0x200.
-struct Elf {
-    class: u8,
-    data: u8,
-    machine: u16,
-    kind: u16,
-    entry: u64,
-    phoff: Option<u64>,
-    phnum: Option<u16>,
-    phentsize: Option<u16>,
-    segments: Vec<(u32, u64, u64, u64, u64, u64)>,
-    len: usize,
+/// An ELF64 kernel loading one segment at 1 MiB + 4 KiB, its Multiboot header (no kludge) at
+/// 0x200.
+fn elf64() -> Elf {
+    Elf {
+        entry: 0x100000 + 0x1000,
+        segments: vec![(1, 0x1000, 0x100000 + 0x1000, 0x100000 + 0x1000, 0x1000, 0x2000)],
+        len: 0x3000,
+        multiboot: Some((0x200, 0x3)),
+        ..Elf::new(true)
+    }
 }
 
-impl Elf {
-    fn new64() -> Elf {
-        Elf {
-            class: 2,
-            data: 1,
-            machine: 62,
-            kind: 2,
-            entry: 0x100000 + 0x1000,
-            phoff: None,
-            phnum: None,
-            phentsize: None,
-            segments: vec![(1, 0x1000, 0x100000 + 0x1000, 0x100000 + 0x1000, 0x1000, 0x2000)],
-            len: 0x3000,
-        }
-    }
-
-    fn new32() -> Elf {
-        Elf { class: 1, machine: 3, ..Elf::new64() }
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        let wide = self.class == 2;
-        let (ehsize, phsize) = if wide { (64usize, 56usize) } else { (52, 32) };
-        let mut f = vec![0u8; self.len];
-        f[..4].copy_from_slice(b"\x7fELF");
-        f[4] = self.class;
-        f[5] = self.data;
-        f[6] = 1;
-        f[16..18].copy_from_slice(&self.kind.to_le_bytes());
-        f[18..20].copy_from_slice(&self.machine.to_le_bytes());
-        let phoff = self.phoff.unwrap_or(ehsize as u64);
-        let phnum = self.phnum.unwrap_or(self.segments.len() as u16);
-        let phentsize = self.phentsize.unwrap_or(phsize as u16);
-        let put = |f: &mut Vec<u8>, at: usize, v: u64, w: usize| {
-            if at + w <= f.len() {
-                f[at..at + w].copy_from_slice(&v.to_le_bytes()[..w]);
-            }
-        };
-        if wide {
-            put(&mut f, 24, self.entry, 8);
-            put(&mut f, 32, phoff, 8);
-            put(&mut f, 54, u64::from(phentsize), 2);
-            put(&mut f, 56, u64::from(phnum), 2);
-        } else {
-            put(&mut f, 24, self.entry, 4);
-            put(&mut f, 28, phoff, 4);
-            put(&mut f, 42, u64::from(phentsize), 2);
-            put(&mut f, 44, u64::from(phnum), 2);
-        }
-        for (i, &(kind, off, vaddr, paddr, filesz, memsz)) in self.segments.iter().enumerate() {
-            let at = ehsize + i * phsize;
-            put(&mut f, at, u64::from(kind), 4);
-            if wide {
-                for (o, v) in [(8, off), (16, vaddr), (24, paddr), (32, filesz), (40, memsz)] {
-                    put(&mut f, at + o, v, 8);
-                }
-            } else {
-                for (o, v) in [(4, off), (8, vaddr), (12, paddr), (16, filesz), (20, memsz)] {
-                    put(&mut f, at + o, v, 4);
-                }
-            }
-        }
-        let h = header(0x3, None);
-        if f.len() >= 0x200 + h.len() {
-            f[0x200..0x200 + h.len()].copy_from_slice(&h);
-        }
-        f
-    }
+/// The same as ELF32.
+fn elf32() -> Elf {
+    Elf { class: 1, machine: 3, ..elf64() }
 }
 
 /// One malformed case: a kernel file (or none: a special path), extra build arguments, the
@@ -165,14 +82,18 @@ fn corpus() -> Vec<Case> {
         ),
         case(
             "header beyond 8 KiB",
-            with_header(0x4000, 9000, &header(KLUDGE, Some([0; 5]))),
+            with_header(0x4000, 9000, &multiboot_header(KLUDGE, Some([0; 5]))),
             "beyond the first 8192 bytes",
         ),
-        case("misaligned header", with_header(0x1000, 0x102, &header(KLUDGE, Some([0; 5]))), "not 4-byte aligned"),
+        case(
+            "misaligned header",
+            with_header(0x1000, 0x102, &multiboot_header(KLUDGE, Some([0; 5]))),
+            "not 4-byte aligned",
+        ),
         case(
             "bad checksum",
             {
-                let mut h = header(KLUDGE, Some([ONE_MIB, ONE_MIB, 0, 0, ONE_MIB + 0x20]));
+                let mut h = multiboot_header(KLUDGE, Some([ONE_MIB, ONE_MIB, 0, 0, ONE_MIB + 0x20]));
                 h[8] ^= 1;
                 with_header(0x1000, 0, &h)
             },
@@ -180,17 +101,17 @@ fn corpus() -> Vec<Case> {
         ),
         case(
             "unknown required flag bits",
-            with_header(0x1000, 0, &header(KLUDGE | 0x80, Some([0; 5]))),
+            with_header(0x1000, 0, &multiboot_header(KLUDGE | 0x80, Some([0; 5]))),
             "undefined required flags",
         ),
         case(
             "video mode required",
-            with_header(0x1000, 0, &header(KLUDGE | 0x4, Some([0; 5]))),
+            with_header(0x1000, 0, &multiboot_header(KLUDGE | 0x4, Some([0; 5]))),
             "video mode information",
         ),
         case(
             "header cut off by end of file",
-            header(KLUDGE, Some([ONE_MIB, ONE_MIB, 0, 0, 0]))[..28].to_vec(),
+            multiboot_header(KLUDGE, Some([ONE_MIB, ONE_MIB, 0, 0, 0]))[..28].to_vec(),
             "is cut off",
         ),
         case(
@@ -239,42 +160,42 @@ fn corpus() -> Vec<Case> {
             Elf {
                 segments: vec![(1, 0x1000, 0xFFFF_F000, 0xFFFF_F000, 0x1000, 0x2000)],
                 entry: 0xFFFF_F000,
-                ..Elf::new32()
+                ..elf32()
             }
             .bytes(),
             "beyond 4 GiB",
         ),
-        case("no kludge and not ELF", with_header(0x1000, 0, &header(0x3, None)), "not ELF"),
+        case("no kludge and not ELF", with_header(0x1000, 0, &multiboot_header(0x3, None)), "not ELF"),
         case(
             "ELF header truncated",
             {
-                let mut f = Elf::new32().bytes();
+                let mut f = elf32().bytes();
                 f.truncate(44);
-                f[32..44].copy_from_slice(&header(0x3, None));
+                f[32..44].copy_from_slice(&multiboot_header(0x3, None));
                 f
             },
             "ELF header is truncated",
         ),
         case(
             "ELF program headers truncated",
-            Elf { len: 0x220, phoff: Some(0x210), ..Elf::new32() }.bytes(),
+            Elf { len: 0x220, phoff: Some(0x210), ..elf32() }.bytes(),
             "lie outside the file",
         ),
-        case("ELF absurd e_phnum", Elf { phnum: Some(60_000), ..Elf::new64() }.bytes(), "at most 1024 are accepted"),
-        case("ELF absurd e_phoff", Elf { phoff: Some(u64::MAX - 16), ..Elf::new64() }.bytes(), "lie outside the file"),
+        case("ELF absurd e_phnum", Elf { phnum: Some(60_000), ..elf64() }.bytes(), "at most 1024 are accepted"),
+        case("ELF absurd e_phoff", Elf { phoff: Some(u64::MAX - 16), ..elf64() }.bytes(), "lie outside the file"),
         case(
             "ELF bad program header size",
-            Elf { phentsize: Some(40), ..Elf::new64() }.bytes(),
+            Elf { phentsize: Some(40), ..elf64() }.bytes(),
             "program header entries are 40 bytes",
         ),
         case(
             "ELF p_offset + p_filesz overflows",
-            Elf { segments: vec![(1, u64::MAX - 8, 0x101000, 0x101000, 0x100, 0x100)], ..Elf::new64() }.bytes(),
+            Elf { segments: vec![(1, u64::MAX - 8, 0x101000, 0x101000, 0x100, 0x100)], ..elf64() }.bytes(),
             "lie outside the file",
         ),
         case(
             "ELF p_memsz < p_filesz",
-            Elf { segments: vec![(1, 0x1000, 0x101000, 0x101000, 0x1000, 0x800)], ..Elf::new64() }.bytes(),
+            Elf { segments: vec![(1, 0x1000, 0x101000, 0x101000, 0x1000, 0x800)], ..elf64() }.bytes(),
             "exceeds p_memsz",
         ),
         case(
@@ -284,42 +205,38 @@ fn corpus() -> Vec<Case> {
                     (1, 0x1000, 0x101000, 0x101000, 0x1000, 0x1000),
                     (1, 0x2000, 0x101800, 0x101800, 0x800, 0x800),
                 ],
-                ..Elf::new64()
+                ..elf64()
             }
             .bytes(),
             "overlap",
         ),
         case(
             "ELF no loadable segment",
-            Elf { segments: vec![(6, 0, 0, 0, 0, 0), (4, 0x1000, 0, 0, 0x10, 0x10)], ..Elf::new64() }.bytes(),
+            Elf { segments: vec![(6, 0, 0, 0, 0, 0), (4, 0x1000, 0, 0, 0x10, 0x10)], ..elf64() }.bytes(),
             "no loadable segment",
         ),
-        case("ELF big-endian", Elf { data: 2, ..Elf::new32() }.bytes(), "not little-endian"),
-        case(
-            "ELF for another machine",
-            Elf { machine: 40, ..Elf::new32() }.bytes(),
-            "neither i386 (3) nor x86-64 (62)",
-        ),
-        case("ELF not an executable", Elf { kind: 3, ..Elf::new64() }.bytes(), "not an executable"),
-        case("ELF unknown class", Elf { class: 7, ..Elf::new64() }.bytes(), "neither 32-bit"),
+        case("ELF big-endian", Elf { data: 2, ..elf32() }.bytes(), "not little-endian"),
+        case("ELF for another machine", Elf { machine: 40, ..elf32() }.bytes(), "neither i386 (3) nor x86-64 (62)"),
+        case("ELF not an executable", Elf { kind: 3, ..elf64() }.bytes(), "not an executable"),
+        case("ELF unknown class", Elf { class: 7, ..elf64() }.bytes(), "neither 32-bit"),
         case(
             "ELF entry outside segments",
-            Elf { entry: 0x500000, ..Elf::new32() }.bytes(),
+            Elf { entry: 0x500000, ..elf32() }.bytes(),
             "is not inside the kernel's loaded bytes",
         ),
         case(
             "ELF segment below 1 MiB",
-            Elf { segments: vec![(1, 0x1000, 0x9000, 0x9000, 0x100, 0x100)], entry: 0x9000, ..Elf::new32() }.bytes(),
+            Elf { segments: vec![(1, 0x1000, 0x9000, 0x9000, 0x100, 0x100)], entry: 0x9000, ..elf32() }.bytes(),
             "below 1 MiB",
         ),
         case(
             "ELF64 segment above 4 GiB",
-            Elf { segments: vec![(1, 0x1000, 1 << 32, 1 << 32, 0x100, 0x100)], entry: 1 << 32, ..Elf::new64() }.bytes(),
+            Elf { segments: vec![(1, 0x1000, 1 << 32, 1 << 32, 0x100, 0x100)], entry: 1 << 32, ..elf64() }.bytes(),
             "beyond 4 GiB",
         ),
         case(
             "ELF64 p_paddr + p_memsz overflows",
-            Elf { segments: vec![(1, 0x1000, 0x101000, u64::MAX - 0x10, 0x100, 0x100)], ..Elf::new64() }.bytes(),
+            Elf { segments: vec![(1, 0x1000, 0x101000, u64::MAX - 0x10, 0x100, 0x100)], ..elf64() }.bytes(),
             "beyond 4 GiB",
         ),
         case(
@@ -330,7 +247,7 @@ fn corpus() -> Vec<Case> {
                     .collect(),
                 entry: 0x100000,
                 len: 0x4000,
-                ..Elf::new32()
+                ..elf32()
             }
             .bytes(),
             "at most 32 are supported",

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mkimage_core::bootstage::BootRecord;
+use mkimage_core::boot::record::BootRecord;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(record) = BootRecord::decode(data) {

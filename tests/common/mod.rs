@@ -76,18 +76,8 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Deterministic pseudo-random bytes (xorshift32 from `seed`): incompressible test data.
-pub fn random_bytes(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
+#[allow(unused_imports)]
+pub use mkimage_core::testkit::random_bytes;
 
 /// Writes a small valid Multiboot kernel with a payload of `len` bytes to `dir/name`.
 pub fn write_kernel(dir: &Path, name: &str, len: usize) -> PathBuf {

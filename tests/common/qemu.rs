@@ -14,70 +14,8 @@ pub const EXIT_PASS: i32 = 33;
 /// QEMU's exit status when a fixture reports a failure (0x11 << 1 | 1).
 pub const EXIT_FAIL: i32 = 35;
 
-/// How the boot disk is attached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Disk {
-    /// The machine's IDE controller (PIIX on pc; on q35, the ICH9 SATA ports).
-    Ide,
-    /// An AHCI controller added as a device.
-    Ahci,
-    /// virtio-scsi, 512-byte sectors.
-    VirtioScsi,
-    /// virtio-scsi with 4096-byte physical sectors (512-byte logical), GCE's geometry.
-    VirtioScsi4k,
-    /// virtio-blk.
-    VirtioBlk,
-    /// NVMe.
-    Nvme,
-}
-
-impl Disk {
-    /// Short name for test names.
-    pub fn name(self) -> &'static str {
-        match self {
-            Disk::Ide => "ide",
-            Disk::Ahci => "ahci",
-            Disk::VirtioScsi => "virtio-scsi",
-            Disk::VirtioScsi4k => "virtio-scsi-4k",
-            Disk::VirtioBlk => "virtio-blk",
-            Disk::Nvme => "nvme",
-        }
-    }
-
-    /// QEMU arguments attaching `image` (opened read-only through -snapshot by the caller).
-    pub fn args(self, image: &Path) -> Vec<String> {
-        let drive = |extra: &str| format!("file={},format=raw,{extra}", image.display());
-        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        match self {
-            Disk::Ide => vec!["-drive".into(), drive("if=ide")],
-            Disk::Ahci => {
-                let mut v = list(&["-device", "ahci,id=ahci", "-device", "ide-hd,drive=disk0,bus=ahci.0", "-drive"]);
-                v.push(drive("if=none,id=disk0"));
-                v
-            }
-            Disk::VirtioScsi | Disk::VirtioScsi4k => {
-                let hd = if self == Disk::VirtioScsi4k {
-                    "scsi-hd,drive=disk0,physical_block_size=4096,logical_block_size=512"
-                } else {
-                    "scsi-hd,drive=disk0"
-                };
-                let mut v = list(&["-device", "virtio-scsi-pci,id=scsi", "-device", hd, "-drive"]);
-                v.push(drive("if=none,id=disk0"));
-                v
-            }
-            Disk::VirtioBlk => {
-                let mut v = list(&["-device", "virtio-blk-pci,drive=disk0", "-drive"]);
-                v.push(drive("if=none,id=disk0"));
-                v
-            }
-            Disk::Nvme => {
-                let mut v = list(&["-device", "nvme,serial=mkimage,drive=disk0", "-drive"]);
-                v.push(drive("if=none,id=disk0"));
-                v
-            }
-        }
-    }
-}
+#[allow(unused_imports)]
+pub use mkimage_cli::qemu::Disk;
 
 /// The common QEMU arguments: machine, memory, serial console on stdout, nothing else that
 /// could slow the boot, the debug-exit device, and no writes to the image.

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mkimage_cli::qemu::Disk;
+
 /// Size of the small kernel: Solo5's `test_hello.virtio`.
 const SMALL_KERNEL: usize = 225_408;
 /// Size of the medium kernel.
@@ -111,18 +113,6 @@ fn peak_rss(work: &Path, command: &str) -> u64 {
     values[1]
 }
 
-/// Pseudo-random bytes (xorshift32), incompressible.
-fn random_bytes(len: usize, mut x: u32) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 /// Machine code of the size wanted: copies of this tool's binary, which compresses about as
 /// well as a unikernel does.
 fn code_bytes(len: usize, binary: &[u8]) -> Vec<u8> {
@@ -141,7 +131,7 @@ fn make_kernel(kind: &str, len: usize, binary: &[u8]) -> Vec<u8> {
             return k;
         }
         "medium" => code_bytes(len - header_len, binary),
-        _ => random_bytes(len - header_len, 0x2545_f491),
+        _ => mkimage_core::testkit::random_bytes(len - header_len, 0x2545_f491),
     };
     mkimage_core::testkit::multiboot_kernel(&payload)
 }
@@ -184,20 +174,11 @@ fn boot(base: &[&str], extra: &[String], runs: u32) -> Option<f64> {
     times.map(median)
 }
 
-fn disk_args(disk: &str, image: &Path) -> Vec<String> {
-    let image = image.display();
-    match disk {
-        "ide" => vec!["-drive".into(), format!("file={image},format=raw,if=ide"), "-snapshot".into()],
-        _ => vec![
-            "-device".into(),
-            "virtio-scsi-pci".into(),
-            "-device".into(),
-            "scsi-hd,drive=d0".into(),
-            "-drive".into(),
-            format!("file={image},format=raw,if=none,id=d0"),
-            "-snapshot".into(),
-        ],
-    }
+/// QEMU arguments attaching `image` (never written) on `disk`.
+fn disk_args(disk: Disk, image: &Path) -> Vec<String> {
+    let mut args = disk.args(image);
+    args.push("-snapshot".into());
+    args
 }
 
 fn machine_description() -> String {
@@ -317,7 +298,7 @@ fn main() {
         let old_image = w.join(format!("boot-old-{fixture}.raw"));
         run(Command::new(&tool).args(["build", "-q", "--force"]).arg(&src).arg("-o").arg(&ours).args(["--", "x"]));
         run(Command::new("sh").arg(&old).arg("raw").arg(&old_image).arg(&src).arg("x"));
-        for disk in ["ide", "virtio-scsi"] {
+        for disk in [Disk::Ide, Disk::VirtioScsi] {
             // The -kernel baseline has the same disk attached, so the firmware's set-up of the
             // disk, which every boot from it pays whatever the loader, is not counted as loader
             // overhead. The three kinds of boot alternate so that drift affects them alike.

@@ -208,7 +208,7 @@ fn to_json(path: &std::path::Path, r: &Report) -> Value {
                 "entry": rec.entry,
                 "loader_name": rec.loader_name,
                 "boot_partition": rec.boot_partition,
-                "quiet": rec.flags & mkimage_core::bootstage::FLAG_QUIET != 0,
+                "quiet": rec.flags & mkimage_core::boot::record::FLAG_QUIET != 0,
             })),
             "record_error": record.as_ref().err(),
         }),
@@ -258,7 +258,7 @@ fn to_json(path: &std::path::Path, r: &Report) -> Value {
         "boot_loader": boot_loader,
         "kernel": kernel,
         "cmdline": r.cmdline,
-        "checks": r.checks.iter().map(|c| json!({"name": c.name, "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
+        "checks": r.checks.iter().map(|c| json!({"name": c.name.as_str(), "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),
         "gce_ready": r.gce_ready(),
     })
 }

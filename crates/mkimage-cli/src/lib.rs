@@ -2,6 +2,8 @@
 //! `solo5-virtio-mkimage`: writing an image to its destination safely, turning errors into one
 //! line, and cleaning up temporary files when a signal ends the process.
 
+pub mod qemu;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 

@@ -141,7 +141,7 @@ fn command() -> clap::Command {
     Cli::command().version(format!(
         "{} (boot stage {})",
         env!("CARGO_PKG_VERSION"),
-        mkimage_core::bootstage::stage_version()
+        mkimage_core::boot::bios::stage_version()
     ))
 }
 
@@ -182,8 +182,7 @@ fn main() -> ExitCode {
 fn build(args: BuildArgs) -> Result<(), Failure> {
     let started = Instant::now();
     // Problems with the options concern the output; say which.
-    let about_output =
-        |e: mkimage_core::Error| Failure(format!("{}: {}", args.output.display(), mkimage_cli::chain(&e)));
+    let about_output = |e: mkimage_core::Error| Failure(format!("{}: {}", args.output.display(), failure(&e).0));
     let disk_size = parse_size(&args.size).map_err(about_output)?;
     mkimage_core::Layout::check_disk_size(disk_size).map_err(about_output)?;
     let format = match args.format {
@@ -192,12 +191,12 @@ fn build(args: BuildArgs) -> Result<(), Failure> {
         None => infer_format(&args.output),
     };
     if format == Format::Gce {
-        mkimage_core::gce::check_disk_size(disk_size).map_err(about_output)?;
+        mkimage_core::output::gce::check_disk_size(disk_size).map_err(about_output)?;
     }
     let timestamp = Timestamp::from_env()?;
     check_output(&args.output, &args.kernel, args.force)?;
 
-    let kernel = Kernel::from_path(&args.kernel)?;
+    let kernel = Kernel::from_path(&args.kernel).map_err(|e| failure(&e))?;
     let mut builder = ImageBuilder::new(kernel)
         .args(args.args)
         .partition_table(match args.partition_table {
@@ -214,9 +213,9 @@ fn build(args: BuildArgs) -> Result<(), Failure> {
         builder = builder.identity_seed(seed);
     }
     if args.verbose {
-        print!("{}", plan_text::describe(&builder.plan()?));
+        print!("{}", plan_text::describe(&builder.plan().map_err(|e| failure(&e))?));
     }
-    let image = builder.build()?;
+    let image = builder.build().map_err(|e| failure(&e))?;
     let written = write_output(&image, &args.output, format, args.force)?;
     if !args.quiet {
         println!(
@@ -232,6 +231,17 @@ fn build(args: BuildArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// A library error as one line, with a hint naming the option that avoids it where there is one.
+fn failure(err: &mkimage_core::Error) -> Failure {
+    use mkimage_core::Error;
+    let hint = match err {
+        Error::GceSizeNotWholeGib { size } => format!(" (try --size {}G)", size.div_ceil(mkimage_core::size::GIB)),
+        Error::KernelNameNotUtf8 { .. } => " (give the kernel a name with --name)".into(),
+        _ => String::new(),
+    };
+    Failure(format!("{}{hint}", mkimage_cli::chain(err)))
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 
 use std::fmt::Write;
 
-use mkimage_core::Plan;
+use mkimage_core::bytes::SECTOR_SIZE;
 use mkimage_core::ident::format_guid;
-use mkimage_core::layout::SECTOR;
 use mkimage_core::size::format_size;
+use mkimage_core::{Plan, TableLayout};
 
 /// Describes the plan: disk, partitions, filesystem, files, load plan and boot record.
 pub(crate) fn describe(plan: &Plan) -> String {
@@ -18,24 +18,20 @@ pub(crate) fn describe(plan: &Plan) -> String {
         "  disk: {} ({} sectors), {} partition table",
         format_size(l.disk_size),
         l.total_sectors(),
-        l.table
+        l.partition_table()
     );
-    match &l.gpt {
-        None => {
-            let _ = writeln!(s, "  MBR disk signature: {:#010x}", plan.identity.mbr_disk_signature());
+    match &l.table {
+        TableLayout::Mbr => {
+            let _ = writeln!(s, "  MBR disk signature: {:#010x}", plan.ids.mbr_disk_signature);
         }
-        Some(gpt) => {
-            let _ = writeln!(
-                s,
-                "  GPT disk GUID: {}",
-                format_guid(&plan.identity.guid(mkimage_core::partition::GUID_LABEL_DISK))
-            );
+        TableLayout::Gpt(gpt) => {
+            let _ = writeln!(s, "  GPT disk GUID: {}", format_guid(&plan.ids.gpt_disk));
             let _ = writeln!(
                 s,
                 "  BIOS boot partition: LBA {}-{}, GUID {}",
                 gpt.bios_boot.start,
                 gpt.bios_boot.end() - 1,
-                format_guid(&plan.identity.guid(mkimage_core::partition::GUID_LABEL_BIOS_BOOT))
+                format_guid(&plan.ids.gpt_bios_boot)
             );
         }
     }
@@ -44,7 +40,7 @@ pub(crate) fn describe(plan: &Plan) -> String {
     let _ = writeln!(
         s,
         "  FAT partition {}: LBA {}-{} ({})",
-        l.fat_partition_index + 1,
+        l.fat_partition_index() + 1,
         l.fat_partition.start,
         l.fat_partition.end() - 1,
         format_size(l.fat_partition.byte_len())
@@ -56,7 +52,7 @@ pub(crate) fn describe(plan: &Plan) -> String {
         g.cluster_size(),
         g.total_clusters(),
         g.first_data_sector(),
-        plan.identity.fat_volume_id()
+        plan.ids.fat_volume_id
     );
     for file in [&l.kernel, &l.info] {
         let _ = writeln!(
@@ -104,7 +100,7 @@ pub(crate) fn describe(plan: &Plan) -> String {
             run.skip,
             run.dest,
             run.len,
-            run.lba * SECTOR + u64::from(run.skip)
+            run.lba * SECTOR_SIZE + u64::from(run.skip)
         );
     }
     let _ = writeln!(s, "  command line: {}", plan.cmdline);

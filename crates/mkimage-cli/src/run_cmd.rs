@@ -9,6 +9,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
+use mkimage_cli::qemu::Disk;
 use mkimage_cli::{Failure, register_temp, unregister_temp};
 
 /// The QEMU program looked up on PATH.
@@ -77,30 +78,17 @@ fn kvm_usable() -> bool {
     std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
 }
 
-/// QEMU arguments attaching `image` on `bus`.
-fn disk_args(bus: DiskBus, image: &Path) -> Vec<String> {
-    let drive = |extra: &str| format!("file={},format=raw,{extra}", image.display());
-    let mut args: Vec<String> = Vec::new();
-    let mut device = |d: &str| {
-        args.push("-device".into());
-        args.push(d.into());
-    };
-    match bus {
-        DiskBus::Ide => {}
-        DiskBus::Ahci => {
-            device("ahci,id=ahci");
-            device("ide-hd,drive=disk0,bus=ahci.0");
+impl DiskBus {
+    /// The attachment this bus stands for.
+    fn disk(self) -> Disk {
+        match self {
+            DiskBus::Ide => Disk::Ide,
+            DiskBus::Ahci => Disk::Ahci,
+            DiskBus::VirtioScsi => Disk::VirtioScsi4k,
+            DiskBus::VirtioBlk => Disk::VirtioBlk,
+            DiskBus::Nvme => Disk::Nvme,
         }
-        DiskBus::VirtioScsi => {
-            device("virtio-scsi-pci,id=scsi");
-            device("scsi-hd,drive=disk0,physical_block_size=4096,logical_block_size=512");
-        }
-        DiskBus::VirtioBlk => device("virtio-blk-pci,drive=disk0"),
-        DiskBus::Nvme => device("nvme,serial=unikernel,drive=disk0"),
     }
-    args.push("-drive".into());
-    args.push(if bus == DiskBus::Ide { drive("if=ide") } else { drive("if=none,id=disk0") });
-    args
 }
 
 /// Unpacks the disk of a GCE tarball into a sparse temporary file.
@@ -151,7 +139,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .args(["-machine", "pc", "-accel", if accel == Accel::Kvm { "kvm" } else { "tcg" }])
         .args(["-m", &args.memory])
         .args(["-nodefaults", "-display", "none", "-serial", "stdio", "-snapshot"])
-        .args(disk_args(args.disk_bus, disk))
+        .args(args.disk_bus.disk().args(disk))
         .args(&args.qemu_args)
         .stdin(Stdio::inherit());
     let mut child = match command.spawn() {

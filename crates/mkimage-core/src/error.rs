@@ -50,6 +50,13 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
+    /// The kernel file's name is not valid UTF-8, so it cannot be its name on the disk; give the
+    /// kernel a name ([`crate::ImageBuilder::name`]).
+    #[error("kernel {}: the file name is not valid UTF-8, so it cannot be stored as the kernel's name", path.display())]
+    KernelNameNotUtf8 {
+        /// The kernel path.
+        path: PathBuf,
+    },
     /// The kernel name cannot be stored on the FAT filesystem or used on the command line.
     #[error("kernel {kernel}: the name {name:?} cannot be used: {reason}")]
     InvalidName {
@@ -136,7 +143,7 @@ pub enum Error {
         needed: u64,
     },
     /// GCE imports only disks whose size is a whole number of GiB.
-    #[error("a GCE image needs a disk size that is a whole number of GiB; {} is not (try --size {}G)", crate::size::format_size(*size), size.div_ceil(crate::size::GIB))]
+    #[error("a GCE image needs a disk size that is a whole number of GiB; {} is not", crate::size::format_size(*size))]
     GceSizeNotWholeGib {
         /// The requested size.
         size: u64,

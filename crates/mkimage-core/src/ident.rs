@@ -13,6 +13,16 @@ use sha2::{Digest, Sha256};
 
 /// Domain-separation tag of identity derivation; bump it if the derivation ever changes.
 const IDENTITY_TAG: &[u8] = b"unikernel-mkimage identity v1";
+/// Label of the MBR disk signature.
+const LABEL_MBR_SIGNATURE: &str = "mbr disk signature";
+/// Label of the FAT volume id.
+const LABEL_FAT_VOLUME_ID: &str = "fat volume id";
+/// Label of the GPT disk GUID.
+const LABEL_GPT_DISK: &str = "gpt disk";
+/// Label of the BIOS boot partition's unique GUID.
+const LABEL_GPT_BIOS_BOOT: &str = "gpt partition bios-boot";
+/// Label of the EFI system partition's unique GUID.
+const LABEL_GPT_ESP: &str = "gpt partition esp";
 
 /// The root from which every identifier of one image is derived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +30,22 @@ pub struct Identity([u8; 32]);
 
 /// A GPT GUID in its canonical (RFC 9562, big-endian field) byte order.
 pub type Guid = [u8; 16];
+
+/// Every identifier an image carries, derived from its [`Identity`]. The GUIDs are written
+/// only on GPT disks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identifiers {
+    /// The MBR disk signature (also in the protective MBR of a GPT disk). Never zero.
+    pub mbr_disk_signature: u32,
+    /// The FAT volume serial number.
+    pub fat_volume_id: u32,
+    /// The GPT disk GUID.
+    pub gpt_disk: Guid,
+    /// The unique GUID of the BIOS boot partition.
+    pub gpt_bios_boot: Guid,
+    /// The unique GUID of the EFI system partition.
+    pub gpt_esp: Guid,
+}
 
 impl Identity {
     /// Derives the identity of an image from its content (no seed given).
@@ -56,19 +82,20 @@ impl Identity {
         u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
     }
 
-    /// The 32-bit MBR disk signature (bytes 440..444 of LBA 0). Never zero, since some tools treat
-    /// zero as "no signature".
-    pub fn mbr_disk_signature(&self) -> u32 {
-        self.derive_u32("mbr disk signature").max(1)
+    /// The identifiers of the image. The MBR disk signature is never zero, since some tools
+    /// treat zero as "no signature".
+    pub fn identifiers(&self) -> Identifiers {
+        Identifiers {
+            mbr_disk_signature: self.derive_u32(LABEL_MBR_SIGNATURE).max(1),
+            fat_volume_id: self.derive_u32(LABEL_FAT_VOLUME_ID),
+            gpt_disk: self.guid(LABEL_GPT_DISK),
+            gpt_bios_boot: self.guid(LABEL_GPT_BIOS_BOOT),
+            gpt_esp: self.guid(LABEL_GPT_ESP),
+        }
     }
 
-    /// The FAT volume serial number.
-    pub fn fat_volume_id(&self) -> u32 {
-        self.derive_u32("fat volume id")
-    }
-
-    /// A GUID for the given purpose (`"gpt disk"`, `"gpt partition bios-boot"`, ...).
-    pub fn guid(&self, label: &str) -> Guid {
+    /// A version 8 GUID for the given purpose.
+    fn guid(&self, label: &str) -> Guid {
         let bytes = self.derive(label);
         let mut guid = [0u8; 16];
         guid.copy_from_slice(&bytes[..16]);
@@ -102,8 +129,7 @@ mod tests {
         let a = content(b"kernel", "k a b", "mbr", 1 << 30);
         let b = content(b"kernel", "k a b", "mbr", 1 << 30);
         assert_eq!(a, b);
-        assert_eq!(a.guid("gpt disk"), b.guid("gpt disk"));
-        assert_eq!(a.mbr_disk_signature(), b.mbr_disk_signature());
+        assert_eq!(a.identifiers(), b.identifiers());
     }
 
     #[test]
@@ -127,21 +153,21 @@ mod tests {
     #[test]
     fn labels_give_distinct_identifiers() {
         let id = Identity::from_seed(b"seed");
-        let guids = [id.guid("gpt disk"), id.guid("gpt partition bios-boot"), id.guid("gpt partition esp")];
-        assert_ne!(guids[0], guids[1]);
-        assert_ne!(guids[1], guids[2]);
-        assert_ne!(id.mbr_disk_signature(), id.fat_volume_id());
+        let ids = id.identifiers();
+        assert_ne!(ids.gpt_disk, ids.gpt_bios_boot);
+        assert_ne!(ids.gpt_bios_boot, ids.gpt_esp);
+        assert_ne!(ids.mbr_disk_signature, ids.fat_volume_id);
     }
 
     #[test]
     fn guids_are_version_8_rfc_variant() {
         for seed in 0u32..256 {
-            let guid = Identity::from_seed(&seed.to_le_bytes()).guid("gpt disk");
+            let guid = Identity::from_seed(&seed.to_le_bytes()).identifiers().gpt_disk;
             assert_eq!(guid[6] >> 4, 8);
             assert_eq!(guid[8] >> 6, 0b10);
             assert_eq!(format_guid(&guid).len(), 36);
         }
-        let sig = Identity::from_seed(b"").mbr_disk_signature();
+        let sig = Identity::from_seed(b"").identifiers().mbr_disk_signature;
         assert_ne!(sig, 0);
     }
 }

@@ -13,11 +13,10 @@
 //! ```
 
 use crate::Error;
-use crate::fat_plan::{FatGeometry, FatPlan, PlannedFile, SECTOR_SIZE};
+use crate::bytes::SECTOR_SIZE;
+use crate::fat::plan::{FatGeometry, FatPlan, PlannedFile};
 use crate::size::{GIB, MIB, TIB};
 
-/// Bytes per logical sector, as a `u64` for offset arithmetic.
-pub const SECTOR: u64 = SECTOR_SIZE as u64;
 /// First LBA of the partition holding the filesystem: 1 MiB, the alignment every modern
 /// partitioning tool uses.
 pub const FAT_PARTITION_LBA: u64 = 2048;
@@ -26,10 +25,9 @@ pub const MBR_BOOT_AREA_LBA: u64 = 1;
 /// First LBA of the BIOS boot partition in the GPT layout. After the 33 sectors of the primary
 /// GPT, rounded up to a 32 KiB boundary.
 pub const BIOS_BOOT_PARTITION_LBA: u64 = 64;
-/// Partition entries in each GPT (the UEFI minimum array size: 128 entries of 128 bytes).
-pub const GPT_ENTRIES: u64 = 128;
-/// Sectors occupied by a GPT partition entry array.
-pub const GPT_ENTRY_SECTORS: u64 = GPT_ENTRIES * 128 / SECTOR;
+/// Sectors occupied by a GPT partition entry array (128 entries of 128 bytes).
+pub const GPT_ENTRY_SECTORS: u64 =
+    crate::partition::gpt::ENTRIES * crate::partition::gpt::MIN_ENTRY_SIZE as u64 / SECTOR_SIZE;
 /// Sectors the backup GPT occupies at the end of the disk (entries plus header).
 pub const GPT_BACKUP_SECTORS: u64 = GPT_ENTRY_SECTORS + 1;
 /// Largest disk supported: 2 TiB, the limit of 32-bit sector numbers in the MBR and in FAT32.
@@ -37,7 +35,7 @@ pub const MAX_DISK_SIZE: u64 = 2 * TIB;
 /// Default disk size: 1 GiB, like the tool this one replaces.
 pub const DEFAULT_DISK_SIZE: u64 = GIB;
 /// Sectors reserved for the boot stage (stage 2 code and boot record) in either layout.
-pub const BOOT_AREA_SECTORS: u64 = crate::bootstage::BOOT_AREA_SECTORS;
+pub const BOOT_AREA_SECTORS: u64 = crate::boot::bios::BOOT_AREA_SECTORS;
 
 /// Partitioning scheme of the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -82,12 +80,12 @@ impl SectorRange {
 
     /// Byte offset of the first sector.
     pub const fn byte_offset(&self) -> u64 {
-        self.start * SECTOR
+        self.start * SECTOR_SIZE
     }
 
     /// Length in bytes.
     pub const fn byte_len(&self) -> u64 {
-        self.count * SECTOR
+        self.count * SECTOR_SIZE
     }
 }
 
@@ -119,22 +117,36 @@ pub struct FileLocation {
     pub sectors: SectorRange,
 }
 
+/// The partition table's own structures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableLayout {
+    /// An MBR: LBA 0 alone.
+    Mbr,
+    /// A GPT, with its headers, entry arrays and BIOS boot partition.
+    Gpt(GptLayout),
+}
+
+impl TableLayout {
+    /// The partitioning scheme.
+    pub const fn kind(&self) -> PartitionTable {
+        match self {
+            TableLayout::Mbr => PartitionTable::Mbr,
+            TableLayout::Gpt(_) => PartitionTable::Gpt,
+        }
+    }
+}
+
 /// The complete disk layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
-    /// Partitioning scheme.
-    pub table: PartitionTable,
+    /// The partition table and where its structures lie.
+    pub table: TableLayout,
     /// Disk size in bytes (a multiple of 512).
     pub disk_size: u64,
     /// Where the boot stage (stage 2 and boot record) goes.
     pub boot_area: SectorRange,
     /// The partition holding the FAT filesystem.
     pub fat_partition: SectorRange,
-    /// Index of that partition in the partition table (0-based), as reported to the kernel in
-    /// the Multiboot `boot_device` field.
-    pub fat_partition_index: u8,
-    /// GPT structures (GPT layout only).
-    pub gpt: Option<GptLayout>,
     /// The FAT filesystem's geometry and files.
     pub fat: FatPlan,
     /// The kernel file (the first file of the plan).
@@ -163,7 +175,7 @@ pub struct LayoutRequest<'a> {
 impl Layout {
     /// Checks a disk size on its own: a whole number of sectors, at most [`MAX_DISK_SIZE`].
     pub fn check_disk_size(size: u64) -> Result<(), Error> {
-        if !size.is_multiple_of(SECTOR) {
+        if !size.is_multiple_of(SECTOR_SIZE) {
             return Err(Error::DiskSizeNotSectorMultiple { size });
         }
         if size > MAX_DISK_SIZE {
@@ -199,12 +211,12 @@ impl Layout {
     }
 
     fn try_plan(req: &LayoutRequest<'_>) -> Option<Layout> {
-        let total = req.disk_size / SECTOR;
-        let (fat_partition, boot_area, fat_partition_index, gpt) = match req.table {
+        let total = req.disk_size / SECTOR_SIZE;
+        let (fat_partition, boot_area, table) = match req.table {
             PartitionTable::Mbr => {
                 let part = SectorRange { start: FAT_PARTITION_LBA, count: total.checked_sub(FAT_PARTITION_LBA)? };
                 let boot = SectorRange { start: MBR_BOOT_AREA_LBA, count: BOOT_AREA_SECTORS };
-                (part, boot, 0u8, None)
+                (part, boot, TableLayout::Mbr)
             }
             PartitionTable::Gpt => {
                 let backup_entries_start = total.checked_sub(GPT_BACKUP_SECTORS)?;
@@ -216,7 +228,7 @@ impl Layout {
                 let esp_end = (last_usable + 1) / FAT_PARTITION_LBA * FAT_PARTITION_LBA;
                 let esp = SectorRange { start: FAT_PARTITION_LBA, count: esp_end.checked_sub(FAT_PARTITION_LBA)? };
                 let gpt = GptLayout {
-                    primary_header: 1,
+                    primary_header: crate::partition::gpt::PRIMARY_HEADER_LBA,
                     primary_entries: SectorRange { start: 2, count: GPT_ENTRY_SECTORS },
                     backup_entries: SectorRange { start: backup_entries_start, count: GPT_ENTRY_SECTORS },
                     backup_header: total - 1,
@@ -225,7 +237,7 @@ impl Layout {
                     bios_boot,
                 };
                 let boot = SectorRange { start: bios_boot.start, count: BOOT_AREA_SECTORS };
-                (esp, boot, 1u8, Some(gpt))
+                (esp, boot, TableLayout::Gpt(gpt))
             }
         };
         let fat_sectors = u32::try_from(fat_partition.count).ok()?;
@@ -240,29 +252,34 @@ impl Layout {
         };
         let kernel = locate(&fat.files[0]);
         let info = locate(&fat.files[1]);
-        Some(Layout {
-            table: req.table,
-            disk_size: req.disk_size,
-            boot_area,
-            fat_partition,
-            fat_partition_index,
-            gpt,
-            fat,
-            kernel,
-            info,
-        })
+        Some(Layout { table, disk_size: req.disk_size, boot_area, fat_partition, fat, kernel, info })
     }
 
     /// Sectors on the disk.
     pub const fn total_sectors(&self) -> u64 {
-        self.disk_size / SECTOR
+        self.disk_size / SECTOR_SIZE
+    }
+
+    /// The partitioning scheme.
+    pub const fn partition_table(&self) -> PartitionTable {
+        self.table.kind()
+    }
+
+    /// Index of the FAT partition in the partition table (0-based), as reported to the kernel
+    /// in the Multiboot `boot_device` field: the only MBR entry, or the GPT entry after the BIOS
+    /// boot partition.
+    pub const fn fat_partition_index(&self) -> u8 {
+        match self.table {
+            TableLayout::Mbr => 0,
+            TableLayout::Gpt(_) => 1,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fat_plan::FatType;
+    use crate::fat::plan::FatType;
 
     fn req(table: PartitionTable, disk_size: u64, kernel_size: u64) -> LayoutRequest<'static> {
         LayoutRequest {
@@ -281,19 +298,19 @@ mod tests {
         assert_eq!(l.fat_partition, SectorRange { start: 2048, count: 2_097_152 - 2048 });
         assert_eq!(l.boot_area.start, 1);
         assert!(l.boot_area.end() <= FAT_PARTITION_LBA);
-        assert_eq!(l.fat_partition_index, 0);
+        assert_eq!(l.fat_partition_index(), 0);
         assert_eq!(l.fat.geometry.fat_type, FatType::Fat32);
         // The kernel follows the root directory cluster.
         let g = &l.fat.geometry;
         assert_eq!(l.kernel.sectors.start, 2048 + u64::from(g.first_data_sector()) + 8);
         assert_eq!(l.kernel.sectors.count, 56 * 8);
-        assert!(l.gpt.is_none());
+        assert_eq!(l.table, TableLayout::Mbr);
     }
 
     #[test]
     fn gpt_layout_of_one_gib() {
         let l = Layout::plan(&req(PartitionTable::Gpt, GIB, 225_408)).unwrap();
-        let gpt = l.gpt.unwrap();
+        let TableLayout::Gpt(gpt) = l.table else { panic!("not a GPT layout") };
         let total = GIB / 512;
         assert_eq!(gpt.primary_entries, SectorRange { start: 2, count: 32 });
         assert_eq!(gpt.first_usable, 34);
@@ -305,7 +322,7 @@ mod tests {
         assert_eq!(l.fat_partition.end() % 2048, 0);
         assert_eq!(l.boot_area.start, 64);
         assert!(l.boot_area.end() <= gpt.bios_boot.end());
-        assert_eq!(l.fat_partition_index, 1);
+        assert_eq!(l.fat_partition_index(), 1);
         // Partitions do not overlap each other or the GPT structures.
         assert!(gpt.first_usable <= gpt.bios_boot.start);
         assert!(l.fat_partition.end() <= gpt.backup_entries.start);

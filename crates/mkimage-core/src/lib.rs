@@ -35,27 +35,32 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub mod bootstage;
+pub mod boot;
 mod builder;
+pub mod bytes;
 mod error;
-pub mod fat_plan;
-mod fat_write;
-pub mod gce;
+pub mod fat;
 pub mod ident;
 mod image;
 pub mod inspect;
+mod kernel;
 pub mod layout;
 pub mod multiboot;
+pub mod output;
 pub mod partition;
-mod pgzip;
+mod plan;
 pub mod size;
 mod sparse;
+#[doc(hidden)]
 pub mod testkit;
 mod time;
 
-pub use builder::{INFO_FILE_NAME, ImageBuilder, Kernel, MAX_CMDLINE_LEN, MAX_KERNEL_SIZE, Plan, TOOL_VERSION};
+pub use builder::ImageBuilder;
 pub use error::Error;
+pub use ident::Identifiers;
 pub use image::{DataExtent, Image};
-pub use layout::{Layout, PartitionTable};
+pub use kernel::{Kernel, MAX_KERNEL_SIZE};
+pub use layout::{Layout, PartitionTable, TableLayout};
 pub use partition::{BIOS_BOOT_PARTITION_NAME, ESP_PARTITION_NAME};
+pub use plan::{INFO_FILE_NAME, MAX_CMDLINE_LEN, Plan, TOOL_VERSION};
 pub use time::{DEFAULT_EPOCH, FAT_MAX_EPOCH, FatDateTime, Timestamp};

@@ -15,10 +15,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
-use crate::layout::SECTOR;
-
-/// Bytes per sector, as a `usize` for buffer arithmetic.
-const SECTOR_BYTES: usize = SECTOR as usize;
+use crate::bytes::{SECTOR_BYTES, SECTOR_SIZE};
 
 /// One stored sector.
 type Sector = Box<[u8; SECTOR_BYTES]>;
@@ -48,15 +45,15 @@ pub(crate) struct SparseDisk {
 impl SparseDisk {
     /// An all-zero disk of `size` bytes (a multiple of the sector size).
     pub(crate) fn new(size: u64) -> Self {
-        debug_assert_eq!(size % SECTOR, 0);
+        debug_assert_eq!(size % SECTOR_SIZE, 0);
         SparseDisk { size, pos: 0, sectors: BTreeMap::new(), window: None }
     }
 
     /// Declares that `data` belongs at byte `offset` (sector-aligned): writes there are verified
     /// against it instead of stored.
     pub(crate) fn set_window(&mut self, offset: u64, data: Arc<Vec<u8>>) {
-        debug_assert_eq!(offset % SECTOR, 0);
-        let end = offset + (data.len() as u64).div_ceil(SECTOR) * SECTOR;
+        debug_assert_eq!(offset % SECTOR_SIZE, 0);
+        let end = offset + (data.len() as u64).div_ceil(SECTOR_SIZE) * SECTOR_SIZE;
         debug_assert!(!data.is_empty());
         debug_assert!(end <= self.size);
         self.window = Some(Window { start: offset, end, data, written: 0 });
@@ -79,8 +76,8 @@ impl SparseDisk {
             .filter(|&end| end <= self.size)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past the end of the disk"))?;
         while offset < end {
-            let sector = offset / SECTOR;
-            let in_sector = (offset % SECTOR) as usize;
+            let sector = offset / SECTOR_SIZE;
+            let in_sector = (offset % SECTOR_SIZE) as usize;
             let n = (SECTOR_BYTES - in_sector).min(buf.len());
             let (chunk, rest) = buf.split_at(n);
             if let Some(window) = self.window.as_mut().filter(|w| offset >= w.start && offset < w.end) {
@@ -138,8 +135,8 @@ impl SparseDisk {
                 offset += n as u64;
                 continue;
             }
-            let sector = offset / SECTOR;
-            let in_sector = (offset % SECTOR) as usize;
+            let sector = offset / SECTOR_SIZE;
+            let in_sector = (offset % SECTOR_SIZE) as usize;
             let n = (SECTOR_BYTES - in_sector).min(buf.len() - done);
             let out = &mut buf[done..done + n];
             match self.sectors.get(&sector) {
@@ -162,12 +159,12 @@ impl SparseDisk {
         };
         let mut window_pending = window;
         for &sector in self.sectors.keys() {
-            let offset = sector * SECTOR;
+            let offset = sector * SECTOR_SIZE;
             if let Some((ws, wl)) = window_pending.filter(|&(ws, _)| ws < offset) {
                 push(ws, wl);
                 window_pending = None;
             }
-            push(offset, SECTOR);
+            push(offset, SECTOR_SIZE);
         }
         if let Some((ws, wl)) = window_pending {
             push(ws, wl);
@@ -275,7 +272,7 @@ mod tests {
 
     #[test]
     fn reads_fill_the_whole_buffer_with_zeros_where_nothing_was_written() {
-        let mut disk = SparseDisk::new(8 * SECTOR);
+        let mut disk = SparseDisk::new(8 * SECTOR_SIZE);
         disk.write_at(700, b"hello").unwrap();
         let mut buf = [0xAAu8; 1024];
         disk.read_at(200, &mut buf);
@@ -298,64 +295,67 @@ mod tests {
 
     #[test]
     fn writes_spanning_sectors_and_partial_sectors() {
-        let mut disk = SparseDisk::new(16 * SECTOR);
+        let mut disk = SparseDisk::new(16 * SECTOR_SIZE);
         let data: Vec<u8> = (0..2000u32).map(|i| (i % 251 + 1) as u8).collect();
         disk.write_at(300, &data).unwrap();
         let mut back = vec![0xEEu8; 2000];
         disk.read_at(300, &mut back);
         assert_eq!(back, data);
-        assert_eq!(disk.data_extents(), vec![(0, 5 * SECTOR)]);
+        assert_eq!(disk.data_extents(), vec![(0, 5 * SECTOR_SIZE)]);
     }
 
     #[test]
     fn window_verifies_instead_of_storing() {
         let kernel: Vec<u8> = (0..1300u32).map(|i| (i % 7 + 1) as u8).collect();
-        let mut disk = SparseDisk::new(64 * SECTOR);
-        disk.set_window(8 * SECTOR, Arc::new(kernel.clone()));
+        let mut disk = SparseDisk::new(64 * SECTOR_SIZE);
+        disk.set_window(8 * SECTOR_SIZE, Arc::new(kernel.clone()));
         assert!(!disk.window_complete());
-        disk.write_at(8 * SECTOR, &kernel[..1000]).unwrap();
+        disk.write_at(8 * SECTOR_SIZE, &kernel[..1000]).unwrap();
         assert!(!disk.window_complete());
-        disk.write_at(8 * SECTOR + 1000, &kernel[1000..]).unwrap();
+        disk.write_at(8 * SECTOR_SIZE + 1000, &kernel[1000..]).unwrap();
         assert!(disk.window_complete());
         assert_eq!(disk.stored_sectors(), 0);
         // Reading the window gives the kernel, zero-padded to the sector.
-        let mut back = vec![0xEEu8; 3 * SECTOR as usize];
-        disk.read_at(8 * SECTOR, &mut back);
+        let mut back = vec![0xEEu8; 3 * SECTOR_SIZE as usize];
+        disk.read_at(8 * SECTOR_SIZE, &mut back);
         assert_eq!(&back[..1300], &kernel[..]);
         assert!(back[1300..].iter().all(|&b| b == 0));
         // A wrong byte is refused.
-        assert!(disk.write_at(8 * SECTOR + 5, &[0xFF]).is_err());
+        assert!(disk.write_at(8 * SECTOR_SIZE + 5, &[0xFF]).is_err());
         // Zeros in the padding are accepted; anything else is not.
-        disk.write_at(8 * SECTOR + 1300, &[0; 200]).unwrap();
-        assert!(disk.write_at(8 * SECTOR + 1400, &[1]).is_err());
+        disk.write_at(8 * SECTOR_SIZE + 1300, &[0; 200]).unwrap();
+        assert!(disk.write_at(8 * SECTOR_SIZE + 1400, &[1]).is_err());
     }
 
     #[test]
     fn extents_merge_window_and_metadata() {
         let kernel = vec![1u8; 1024];
-        let mut disk = SparseDisk::new(64 * SECTOR);
-        disk.set_window(10 * SECTOR, Arc::new(kernel));
+        let mut disk = SparseDisk::new(64 * SECTOR_SIZE);
+        disk.set_window(10 * SECTOR_SIZE, Arc::new(kernel));
         disk.write_at(0, &[1]).unwrap();
-        disk.write_at(9 * SECTOR, &[1]).unwrap();
-        disk.write_at(12 * SECTOR, &[1]).unwrap();
-        disk.write_at(40 * SECTOR, &[1]).unwrap();
-        assert_eq!(disk.data_extents(), vec![(0, SECTOR), (9 * SECTOR, 4 * SECTOR), (40 * SECTOR, SECTOR)]);
+        disk.write_at(9 * SECTOR_SIZE, &[1]).unwrap();
+        disk.write_at(12 * SECTOR_SIZE, &[1]).unwrap();
+        disk.write_at(40 * SECTOR_SIZE, &[1]).unwrap();
+        assert_eq!(
+            disk.data_extents(),
+            vec![(0, SECTOR_SIZE), (9 * SECTOR_SIZE, 4 * SECTOR_SIZE), (40 * SECTOR_SIZE, SECTOR_SIZE)]
+        );
     }
 
     #[test]
     fn out_of_range_access_is_an_error() {
-        let mut disk = SparseDisk::new(4 * SECTOR);
-        assert!(disk.write_at(4 * SECTOR - 1, &[1, 2]).is_err());
+        let mut disk = SparseDisk::new(4 * SECTOR_SIZE);
+        assert!(disk.write_at(4 * SECTOR_SIZE - 1, &[1, 2]).is_err());
         assert!(disk.seek(SeekFrom::Current(-1)).is_err());
         disk.seek(SeekFrom::End(0)).unwrap();
         let mut buf = [0u8; 4];
         assert_eq!(disk.read(&mut buf).unwrap(), 0);
-        let mut slice = Slice::new(&mut disk, SECTOR, 2 * SECTOR);
-        slice.seek(SeekFrom::Start(2 * SECTOR - 1)).unwrap();
+        let mut slice = Slice::new(&mut disk, SECTOR_SIZE, 2 * SECTOR_SIZE);
+        slice.seek(SeekFrom::Start(2 * SECTOR_SIZE - 1)).unwrap();
         assert!(slice.write(&[1, 2]).is_err());
         assert_eq!(slice.write(&[7]).unwrap(), 1);
         let mut byte = [0u8];
-        disk.read_at(3 * SECTOR - 1, &mut byte);
+        disk.read_at(3 * SECTOR_SIZE - 1, &mut byte);
         assert_eq!(byte, [7]);
     }
 }

@@ -6,7 +6,7 @@ use std::io::{Cursor, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use mkimage_core::inspect::{self, source::SparseSource};
+use mkimage_core::inspect::{self, CheckName, source::SparseSource};
 use mkimage_core::{Error, ImageBuilder, Kernel, PartitionTable, testkit};
 
 #[test]
@@ -71,7 +71,7 @@ fn a_cyclic_fat_chain_ends_the_walk() {
         }
     });
     let report = inspect::inspect_raw(Cursor::new(bytes), "cyclic").unwrap();
-    let kernel_check = report.checks.iter().find(|c| c.name == "kernel_file").unwrap();
+    let kernel_check = report.checks.iter().find(|c| c.name == CheckName::KernelFile).unwrap();
     assert!(!kernel_check.ok);
     assert!(
         kernel_check.detail.contains("loops") || kernel_check.detail.contains("shorter"),
@@ -96,7 +96,7 @@ fn a_huge_gpt_entry_count_is_refused_without_allocating_it() {
     let crc = crc32fast::hash(&b[512..512 + 92]);
     b[512 + 16..512 + 20].copy_from_slice(&crc.to_le_bytes());
     let report = inspect::inspect_raw(Cursor::new(b), "gpt").unwrap();
-    let table = report.checks.iter().find(|c| c.name == "partition_table").unwrap();
+    let table = report.checks.iter().find(|c| c.name == CheckName::PartitionTable).unwrap();
     assert!(!table.ok && table.detail.contains("unsupported shape"), "{}", table.detail);
 }
 

@@ -1,7 +1,8 @@
 //! Property tests (proptest, on stable) over the kernel parser, the planner and the boot record.
 
-use mkimage_core::bootstage::{self, BootRecord, FileExtent, Run, ZeroRange};
-use mkimage_core::layout::{Layout, LayoutRequest, PartitionTable, SECTOR};
+use mkimage_core::boot::record::{self, BootRecord, FileExtent, Run, ZeroRange};
+use mkimage_core::bytes::SECTOR_SIZE;
+use mkimage_core::layout::{Layout, LayoutRequest, PartitionTable, TableLayout};
 use mkimage_core::multiboot::{LoadPlan, MAX_LOAD_END, MIN_LOAD_ADDR};
 use mkimage_core::testkit;
 use proptest::prelude::*;
@@ -23,14 +24,10 @@ fn check_plan(plan: &LoadPlan, len: usize) {
 fn multiboot_like() -> impl Strategy<Value = Vec<u8>> {
     (0usize..64, any::<bool>(), prop::array::uniform5(any::<u32>()), prop::collection::vec(any::<u8>(), 0..4096))
         .prop_map(|(slot, kludge, fields, tail)| {
-            let flags = if kludge { 0x0001_0003u32 } else { 0x3 };
+            let flags = if kludge { testkit::KLUDGE_FLAGS } else { 0x3 };
             let mut f = vec![0u8; slot * 4];
-            for v in [0x1BAD_B002u32, flags, 0u32.wrapping_sub(0x1BAD_B002).wrapping_sub(flags)] {
-                f.extend_from_slice(&v.to_le_bytes());
-            }
-            for v in fields {
-                f.extend_from_slice(&v.to_le_bytes());
-            }
+            f.extend_from_slice(&testkit::multiboot_header(flags, None));
+            f.extend(fields.into_iter().flat_map(u32::to_le_bytes));
             f.extend_from_slice(&tail);
             f
         })
@@ -42,47 +39,23 @@ fn elf_like() -> impl Strategy<Value = Vec<u8>> {
     (any::<bool>(), prop::collection::vec(phdr, 0..6), any::<u64>(), 0usize..0x3000).prop_map(
         |(wide, phdrs, entry, extra)| {
             let (eh, ph) = if wide { (64usize, 56usize) } else { (52, 32) };
-            let mut f = vec![0u8; eh + ph * phdrs.len() + 0x40 + extra];
-            f[..4].copy_from_slice(b"\x7fELF");
-            f[4] = if wide { 2 } else { 1 };
-            f[5] = 1;
-            f[16] = 2;
-            f[18] = if wide { 62 } else { 3 };
-            let put =
-                |f: &mut Vec<u8>, at: usize, v: u64, w: usize| f[at..at + w].copy_from_slice(&v.to_le_bytes()[..w]);
-            let n = phdrs.len() as u64;
-            if wide {
-                put(&mut f, 24, entry, 8);
-                put(&mut f, 32, eh as u64, 8);
-                put(&mut f, 54, ph as u64, 2);
-                put(&mut f, 56, n, 2);
-            } else {
-                put(&mut f, 24, entry, 4);
-                put(&mut f, 28, eh as u64, 4);
-                put(&mut f, 42, ph as u64, 2);
-                put(&mut f, 44, n, 2);
+            let segments = phdrs
+                .iter()
+                .map(|&(load, vaddr, paddr, off, filesz, memsz)| {
+                    // Bias physical addresses towards the valid range now and then.
+                    let paddr = if paddr % 3 == 0 { 0x100000 + (paddr % 0x100000) } else { paddr };
+                    (u32::from(load), off, vaddr, paddr, filesz, memsz)
+                })
+                .collect();
+            let header_at = (eh + ph * phdrs.len()).div_ceil(4) * 4;
+            testkit::Elf {
+                entry,
+                segments,
+                len: eh + ph * phdrs.len() + 0x40 + extra,
+                multiboot: Some((header_at, 3)),
+                ..testkit::Elf::new(wide)
             }
-            for (i, &(load, vaddr, paddr, off, filesz, memsz)) in phdrs.iter().enumerate() {
-                let at = eh + i * ph;
-                put(&mut f, at, u64::from(load as u8), 4);
-                // Bias physical addresses towards the valid range now and then.
-                let paddr = if paddr % 3 == 0 { 0x100000 + (paddr % 0x100000) } else { paddr };
-                if wide {
-                    for (o, v) in [(8, off), (16, vaddr), (24, paddr), (32, filesz), (40, memsz)] {
-                        put(&mut f, at + o, v, 8);
-                    }
-                } else {
-                    for (o, v) in [(4, off), (8, vaddr), (12, paddr), (16, filesz), (20, memsz)] {
-                        put(&mut f, at + o, v, 4);
-                    }
-                }
-            }
-            let mb = eh + ph * phdrs.len();
-            let mb = mb.div_ceil(4) * 4;
-            for (i, v) in [0x1BAD_B002u32, 3, 0u32.wrapping_sub(0x1BAD_B002).wrapping_sub(3)].iter().enumerate() {
-                put(&mut f, mb + 4 * i, u64::from(*v), 4);
-            }
-            f
+            .bytes()
         },
     )
 }
@@ -139,7 +112,7 @@ proptest! {
                 let total = l.total_sectors();
                 prop_assert!(l.boot_area.start >= 1 && l.boot_area.end() <= l.fat_partition.start);
                 prop_assert!(l.fat_partition.end() <= total);
-                if let Some(g) = l.gpt {
+                if let TableLayout::Gpt(g) = l.table {
                     prop_assert!(l.fat_partition.end() <= g.backup_entries.start);
                     prop_assert!(g.bios_boot.start >= g.first_usable);
                 }
@@ -177,12 +150,12 @@ proptest! {
         plan.segments[0].file_size = size;
         plan.segments[0].mem_size = size + memextra;
         // The file in two extents split at a sector boundary.
-        let cut = (split * SECTOR).min((offset + size).div_ceil(SECTOR) * SECTOR);
+        let cut = (split * SECTOR_SIZE).min((offset + size).div_ceil(SECTOR_SIZE) * SECTOR_SIZE);
         let extents = [
             FileExtent { file_offset: 0, lba: 1000, len: cut },
-            FileExtent { file_offset: cut, lba: 50_000, len: (offset + size + SECTOR).saturating_sub(cut) },
+            FileExtent { file_offset: cut, lba: 50_000, len: (offset + size + SECTOR_SIZE).saturating_sub(cut) },
         ];
-        let (runs, zeros) = bootstage::plan_runs(&plan, &extents);
+        let (runs, zeros) = record::plan_runs(&plan, &extents);
         let total: u64 = runs.iter().map(|(r, _)| u64::from(r.len)).sum();
         prop_assert_eq!(total, size);
         let mut expect_dest = 0x100000u64;
@@ -190,10 +163,10 @@ proptest! {
         for (r, off) in &runs {
             prop_assert_eq!(u64::from(r.dest), expect_dest);
             prop_assert_eq!(*off, expect_off);
-            prop_assert!(u64::from(r.skip) < SECTOR);
-            prop_assert_eq!(u64::from(r.sectors), (u64::from(r.skip) + u64::from(r.len)).div_ceil(SECTOR));
+            prop_assert!(u64::from(r.skip) < SECTOR_SIZE);
+            prop_assert_eq!(u64::from(r.sectors), (u64::from(r.skip) + u64::from(r.len)).div_ceil(SECTOR_SIZE));
             let e = extents.iter().find(|e| *off >= e.file_offset && *off < e.file_offset + e.len).unwrap();
-            prop_assert_eq!(r.lba, e.lba + (off - e.file_offset) / SECTOR);
+            prop_assert_eq!(r.lba, e.lba + (off - e.file_offset) / SECTOR_SIZE);
             prop_assert!(off + u64::from(r.len) <= e.file_offset + e.len);
             expect_dest += u64::from(r.len);
             expect_off += u64::from(r.len);
@@ -218,7 +191,7 @@ proptest! {
             boot_partition: part, checksum, kernel_size: size, stage2_crc: crc,
         };
         let bytes = record.encode().unwrap();
-        prop_assert!(bytes.len() < bootstage::BOOT_RECORD_MAX);
+        prop_assert!(bytes.len() < record::BOOT_RECORD_MAX);
         prop_assert_eq!(BootRecord::decode(&bytes).unwrap(), record);
     }
 

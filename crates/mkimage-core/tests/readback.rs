@@ -4,7 +4,7 @@
 
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 
-use mkimage_core::layout::SECTOR;
+use mkimage_core::bytes::SECTOR_SIZE;
 use mkimage_core::size::{GIB, MIB};
 use mkimage_core::{Image, ImageBuilder, Kernel, PartitionTable, Timestamp, testkit};
 
@@ -131,12 +131,12 @@ fn mbr_image_reads_back() {
         assert!(mbr[i].is_unused());
     }
     assert_eq!(&disk[510..512], &[0x55, 0xAA]);
-    assert_eq!(u32::from_le_bytes(disk[440..444].try_into().unwrap()), image.plan().identity.mbr_disk_signature());
+    assert_eq!(u32::from_le_bytes(disk[440..444].try_into().unwrap()), image.plan().ids.mbr_disk_signature);
 
     let (data, modified, volume_id, fat_type) = read_file(&image, "unikernel.bin");
     assert_eq!(data, k);
     assert_eq!(fat_type, fatfs::FatType::Fat32);
-    assert_eq!(volume_id, image.plan().identity.fat_volume_id());
+    assert_eq!(volume_id, image.plan().ids.fat_volume_id);
     // 1_700_000_000 is 2023-11-14T22:13:20Z; FAT keeps even seconds in the main field.
     assert_eq!((modified.date.year, modified.date.month, modified.date.day), (2023, 11, 14));
     assert_eq!((modified.time.hour, modified.time.min, modified.time.sec), (22, 13, 20));
@@ -165,21 +165,21 @@ fn gpt_image_reads_back() {
     image.read_at(0, &mut disk);
     let gpt_disk =
         gpt::GptConfig::new().writable(false).only_valid_headers(true).open_from_device(whole(&image)).unwrap();
-    let ident = image.plan().identity;
-    assert_eq!(gpt_disk.guid().as_bytes(), &ident.guid("gpt disk"));
+    let ids = image.plan().ids;
+    assert_eq!(gpt_disk.guid().as_bytes(), &ids.gpt_disk);
     let parts = gpt_disk.partitions();
     assert_eq!(parts.len(), 2);
     let bios = &parts[&1];
     assert_eq!(bios.part_type_guid, gpt::partition_types::BIOS);
     assert_eq!((bios.first_lba, bios.last_lba), (64, 2047));
-    assert_eq!(bios.part_guid.as_bytes(), &ident.guid("gpt partition bios-boot"));
+    assert_eq!(bios.part_guid.as_bytes(), &ids.gpt_bios_boot);
     assert_eq!(bios.name, "BIOS boot partition");
     let esp = &parts[&2];
     assert_eq!(esp.part_type_guid, gpt::partition_types::EFI);
     assert_eq!(esp.first_lba, 2048);
     assert_eq!((esp.last_lba + 1) % 2048, 0);
     assert!(esp.last_lba < 2 * GIB / 512 - 33);
-    assert_eq!(esp.part_guid.as_bytes(), &ident.guid("gpt partition esp"));
+    assert_eq!(esp.part_guid.as_bytes(), &ids.gpt_esp);
     assert_eq!(esp.name, "EFI system partition");
     let backup = gpt_disk.backup_header().unwrap();
     assert_eq!(backup.current_lba, 2 * GIB / 512 - 1);
@@ -227,9 +227,9 @@ fn data_extents_cover_every_non_zero_byte_and_scale_with_the_kernel() {
     let disk = raw(&image);
     let mut expected_zero = vec![true; disk.len() / 512];
     for e in image.data_extents() {
-        assert_eq!(e.offset % SECTOR, 0);
-        assert_eq!(e.len % SECTOR, 0);
-        for s in e.offset / SECTOR..e.end() / SECTOR {
+        assert_eq!(e.offset % SECTOR_SIZE, 0);
+        assert_eq!(e.len % SECTOR_SIZE, 0);
+        for s in e.offset / SECTOR_SIZE..e.end() / SECTOR_SIZE {
             expected_zero[s as usize] = false;
         }
     }

@@ -4,17 +4,16 @@
 //! the caller's limit.
 
 use super::source::{DiskSource, read_vec};
+use crate::bytes::{Le, SECTOR_BYTES, SECTOR_SIZE};
+use crate::fat::{self, bpb, dir};
+use crate::partition::mbr::{BOOT_SIGNATURE, BOOT_SIGNATURE_AT};
 
-/// Bytes per sector this reader handles.
-const SECTOR: u64 = 512;
 /// Most directory entries examined.
 pub const MAX_DIR_ENTRIES: usize = 65_536;
-/// Directory entry attribute: long-name entry.
-const ATTR_LFN: u8 = 0x0f;
-/// Directory entry attribute: volume label.
-const ATTR_VOLUME: u8 = 0x08;
-/// Directory entry attribute: directory.
-const ATTR_DIRECTORY: u8 = 0x10;
+/// Most FAT copies a volume may declare.
+const MAX_FATS: u32 = 4;
+/// Bytes of a directory entry, as a `usize`.
+const DIR_ENTRY: usize = dir::ENTRY_SIZE as usize;
 
 /// The FAT variant, by cluster count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,61 +81,49 @@ pub struct Entry {
     pub directory: bool,
 }
 
-fn u16le(b: &[u8], at: usize) -> u32 {
-    u32::from(u16::from_le_bytes([b[at], b[at + 1]]))
-}
-
-fn u32le(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
 impl Volume {
     /// Reads the boot sector of the partition at byte `base`. Errors describe why it is not a
     /// FAT volume this reader understands.
     pub fn open(source: &mut dyn DiskSource, base: u64) -> Result<Volume, String> {
-        let b = read_vec(source, base, SECTOR as usize).map_err(|e| format!("cannot read the boot sector: {e}"))?;
-        if b[510..512] != [0x55, 0xAA] {
+        let b = read_vec(source, base, SECTOR_BYTES).map_err(|e| format!("cannot read the boot sector: {e}"))?;
+        if b[BOOT_SIGNATURE_AT] != BOOT_SIGNATURE {
             return Err("no boot sector signature".into());
         }
-        if u16le(&b, 11) != SECTOR as u32 {
+        if bpb::BYTES_PER_SECTOR.get(&b) != Some(SECTOR_SIZE as u16) {
             return Err("sector size is not 512 bytes".into());
         }
-        let spc = u32::from(b[13]);
+        let spc = u32::from(bpb::SECTORS_PER_CLUSTER.get(&b).unwrap_or(0));
         if spc == 0 || !spc.is_power_of_two() {
             return Err("invalid sectors per cluster".into());
         }
-        let reserved = u16le(&b, 14);
-        let fats = u32::from(b[16]);
-        let root_entries = u16le(&b, 17);
-        let total = match u16le(&b, 19) {
-            0 => u32le(&b, 32),
-            n => n,
-        };
-        let fat_sectors = match u16le(&b, 22) {
-            0 => u32le(&b, 36),
-            n => n,
-        };
-        if reserved == 0 || fats == 0 || fats > 4 || fat_sectors == 0 || total == 0 {
+        let field16 = |f: Le<u16>| u32::from(f.get(&b).unwrap_or(0));
+        let reserved = field16(bpb::RESERVED_SECTORS);
+        let fats = u32::from(bpb::FAT_COUNT.get(&b).unwrap_or(0));
+        let root_entries = field16(bpb::ROOT_ENTRIES);
+        let total = bpb::total_sectors(&b);
+        let fat_sectors = bpb::sectors_per_fat(&b);
+        if reserved == 0 || fats == 0 || fats > MAX_FATS || fat_sectors == 0 || total == 0 {
             return Err("boot sector geometry is invalid".into());
         }
-        let root_sectors = (root_entries * 32).div_ceil(SECTOR as u32);
+        let root_sectors = (root_entries * dir::ENTRY_SIZE).div_ceil(SECTOR_SIZE as u32);
         let meta = u64::from(reserved) + u64::from(fats) * u64::from(fat_sectors) + u64::from(root_sectors);
         if meta >= u64::from(total) {
             return Err("boot sector geometry leaves no data area".into());
         }
         let clusters = ((u64::from(total) - meta) / u64::from(spc)) as u32;
-        let variant = if clusters < 4085 {
+        let variant = if clusters < fat::FAT16_MIN_CLUSTERS {
             Variant::Fat12
-        } else if clusters < 65_525 {
+        } else if clusters < fat::FAT32_MIN_CLUSTERS {
             Variant::Fat16
         } else {
             Variant::Fat32
         };
         let fat32 = variant == Variant::Fat32;
-        let end = base + u64::from(total) * SECTOR;
+        let end = base + u64::from(total) * SECTOR_SIZE;
         if end > source.size() {
             return Err("the filesystem extends beyond the end of the disk".into());
         }
+        let field32 = |f: Le<u32>| f.get(&b).unwrap_or(0);
         Ok(Volume {
             base,
             variant,
@@ -146,61 +133,65 @@ impl Volume {
             fat_sectors,
             root_entries,
             total_sectors: total,
-            root_cluster: if fat32 { u32le(&b, 44) } else { 0 },
-            hidden_sectors: u32le(&b, 28),
-            volume_id: u32le(&b, if fat32 { 67 } else { 39 }),
-            oem: String::from_utf8_lossy(&b[3..11]).trim_end().to_string(),
+            root_cluster: if fat32 { field32(bpb::ROOT_CLUSTER) } else { 0 },
+            hidden_sectors: field32(bpb::HIDDEN_SECTORS),
+            volume_id: field32(if fat32 { bpb::VOLUME_ID_32 } else { bpb::VOLUME_ID_16 }),
+            oem: String::from_utf8_lossy(&b[bpb::OEM_NAME]).trim_end().to_string(),
             clusters,
         })
     }
 
     /// Bytes per cluster.
     pub fn cluster_size(&self) -> u64 {
-        u64::from(self.sectors_per_cluster) * SECTOR
+        u64::from(self.sectors_per_cluster) * SECTOR_SIZE
+    }
+
+    /// First sector of the fixed root directory (FAT12/16), relative to the volume.
+    fn root_dir_sector(&self) -> u64 {
+        u64::from(self.reserved) + u64::from(self.fats) * u64::from(self.fat_sectors)
     }
 
     fn first_data_sector(&self) -> u64 {
-        u64::from(self.reserved)
-            + u64::from(self.fats) * u64::from(self.fat_sectors)
-            + u64::from((self.root_entries * 32).div_ceil(SECTOR as u32))
+        self.root_dir_sector() + u64::from((self.root_entries * dir::ENTRY_SIZE).div_ceil(SECTOR_SIZE as u32))
     }
 
     /// Absolute LBA of the first sector of `cluster`.
     pub fn cluster_lba(&self, cluster: u32) -> u64 {
-        self.base / SECTOR + self.first_data_sector() + u64::from(cluster - 2) * u64::from(self.sectors_per_cluster)
+        self.base / SECTOR_SIZE
+            + self.first_data_sector()
+            + u64::from(cluster - fat::FIRST_DATA_CLUSTER) * u64::from(self.sectors_per_cluster)
     }
 
     fn valid_cluster(&self, cluster: u32) -> bool {
-        cluster >= 2 && cluster - 2 < self.clusters
+        cluster >= fat::FIRST_DATA_CLUSTER && cluster - fat::FIRST_DATA_CLUSTER < self.clusters
     }
 
     /// The FAT entry of `cluster` in FAT copy 0.
     fn entry(&self, source: &mut dyn DiskSource, cluster: u32) -> Option<u32> {
-        let fat = self.base + u64::from(self.reserved) * SECTOR;
+        let fat = self.base + u64::from(self.reserved) * SECTOR_SIZE;
+        let read16 =
+            |source: &mut dyn DiskSource, at: u64| Le::<u16>::at(0).get(&read_vec(source, at, 2).ok()?).map(u32::from);
         match self.variant {
             Variant::Fat32 => {
                 let b = read_vec(source, fat + u64::from(cluster) * 4, 4).ok()?;
-                Some(u32le(&b, 0) & 0x0fff_ffff)
+                Some(Le::<u32>::at(0).get(&b)? & fat::FAT32_ENTRY_MASK)
             }
-            Variant::Fat16 => {
-                let b = read_vec(source, fat + u64::from(cluster) * 2, 2).ok()?;
-                Some(u16le(&b, 0))
-            }
+            Variant::Fat16 => read16(source, fat + u64::from(cluster) * 2),
             Variant::Fat12 => {
-                let at = u64::from(cluster) * 3 / 2;
-                let b = read_vec(source, fat + at, 2).ok()?;
-                let v = u16le(&b, 0);
+                // 12-bit entries: entry n starts at byte n * 3 / 2, in the low or high 12 bits.
+                let v = read16(source, fat + u64::from(cluster) * 3 / 2)?;
                 Some(if cluster.is_multiple_of(2) { v & 0xfff } else { v >> 4 })
             }
         }
     }
 
     fn end_of_chain(&self, value: u32) -> bool {
-        match self.variant {
-            Variant::Fat32 => value >= 0x0fff_fff8,
-            Variant::Fat16 => value >= 0xfff8,
-            Variant::Fat12 => value >= 0xff8,
-        }
+        value
+            >= match self.variant {
+                Variant::Fat32 => fat::FAT32_EOC_MIN,
+                Variant::Fat16 => fat::FAT16_EOC_MIN,
+                Variant::Fat12 => fat::FAT12_EOC_MIN,
+            }
     }
 
     /// The cluster chain from `first`, at most `limit` clusters. Errors on a free or invalid
@@ -233,20 +224,19 @@ impl Volume {
     pub fn root(&self, source: &mut dyn DiskSource) -> Result<Vec<Entry>, String> {
         let raw = match self.variant {
             Variant::Fat32 => {
-                let limit = (MAX_DIR_ENTRIES as u64 * 32).div_ceil(self.cluster_size());
+                let limit = (MAX_DIR_ENTRIES as u64 * u64::from(dir::ENTRY_SIZE)).div_ceil(self.cluster_size());
                 let chain = self.chain(source, self.root_cluster, limit)?;
                 let mut bytes = Vec::new();
                 for c in chain {
-                    let cluster = read_vec(source, self.cluster_lba(c) * SECTOR, self.cluster_size() as usize)
+                    let cluster = read_vec(source, self.cluster_lba(c) * SECTOR_SIZE, self.cluster_size() as usize)
                         .map_err(|e| e.to_string())?;
                     bytes.extend_from_slice(&cluster);
                 }
                 bytes
             }
             _ => {
-                let at = self.base
-                    + (u64::from(self.reserved) + u64::from(self.fats) * u64::from(self.fat_sectors)) * SECTOR;
-                read_vec(source, at, self.root_entries.min(MAX_DIR_ENTRIES as u32) as usize * 32)
+                let at = self.base + self.root_dir_sector() * SECTOR_SIZE;
+                read_vec(source, at, self.root_entries.min(MAX_DIR_ENTRIES as u32) as usize * DIR_ENTRY)
                     .map_err(|e| e.to_string())?
             }
         };
@@ -268,7 +258,7 @@ impl Volume {
         let mut out = Vec::with_capacity(size as usize);
         for c in chain {
             let n = (size - out.len() as u64).min(self.cluster_size()) as usize;
-            out.extend_from_slice(&read_vec(source, self.cluster_lba(c) * SECTOR, n).map_err(|e| e.to_string())?);
+            out.extend_from_slice(&read_vec(source, self.cluster_lba(c) * SECTOR_SIZE, n).map_err(|e| e.to_string())?);
         }
         Ok(out)
     }
@@ -282,50 +272,47 @@ impl Volume {
     }
 }
 
-/// Checksum of an 8.3 name, as long-name entries record it.
-fn lfn_checksum(short: &[u8]) -> u8 {
-    short.iter().fold(0u8, |sum, &b| sum.rotate_right(1).wrapping_add(b))
-}
-
 /// Parses raw directory entries, assembling long names (verified against their 8.3 entry's
 /// checksum; a broken chain falls back to the 8.3 name).
 fn parse_dir(raw: &[u8], fat32: bool) -> Vec<Entry> {
     let mut entries = Vec::new();
-    let mut lfn: Vec<(u8, [u16; 13])> = Vec::new();
+    let mut lfn: Vec<(u8, [u16; dir::LFN_CHARS_PER_ENTRY])> = Vec::new();
     let mut lfn_sum = 0u8;
-    for e in raw.chunks_exact(32).take(MAX_DIR_ENTRIES) {
+    for e in raw.chunks_exact(DIR_ENTRY).take(MAX_DIR_ENTRIES) {
         match e[0] {
-            0x00 => break,
-            0xe5 => {
+            dir::END_MARKER => break,
+            dir::DELETED_MARKER => {
                 lfn.clear();
                 continue;
             }
             _ => {}
         }
-        let attr = e[11];
-        if attr & 0x3f == ATTR_LFN {
-            if e[0] & 0x40 != 0 {
+        let attr = dir::ATTRIBUTES.get(e).unwrap_or(0);
+        if attr & dir::ATTR_LONG_NAME_MASK == dir::ATTR_LONG_NAME {
+            let order = dir::LFN_ORDER.get(e).unwrap_or(0);
+            if order & dir::LFN_LAST != 0 {
                 lfn.clear();
-                lfn_sum = e[13];
+                lfn_sum = dir::LFN_CHECKSUM.get(e).unwrap_or(0);
             }
-            let mut units = [0u16; 13];
-            let positions = [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30];
-            for (slot, &p) in units.iter_mut().zip(&positions) {
-                *slot = u16::from_le_bytes([e[p], e[p + 1]]);
+            let mut units = [0u16; dir::LFN_CHARS_PER_ENTRY];
+            for (slot, &p) in units.iter_mut().zip(&dir::LFN_CHAR_OFFSETS) {
+                *slot = Le::<u16>::at(p).get(e).unwrap_or(0);
             }
-            lfn.push((e[0] & 0x1f, units));
+            lfn.push((order & dir::LFN_ORDER_MASK, units));
             continue;
         }
-        if attr & ATTR_VOLUME != 0 {
+        if attr & dir::ATTR_VOLUME_ID != 0 {
             lfn.clear();
             continue;
         }
+        let short_name = &e[dir::SHORT_NAME];
         let short = {
-            let base = String::from_utf8_lossy(&e[0..8]).trim_end().to_string();
-            let ext = String::from_utf8_lossy(&e[8..11]).trim_end().to_string();
+            let (base, ext) = short_name.split_at(dir::SHORT_BASE_LEN);
+            let base = String::from_utf8_lossy(base).trim_end().to_string();
+            let ext = String::from_utf8_lossy(ext).trim_end().to_string();
             if ext.is_empty() { base } else { format!("{base}.{ext}") }
         };
-        let long = (!lfn.is_empty() && lfn_sum == lfn_checksum(&e[0..11])).then(|| {
+        let long = (!lfn.is_empty() && lfn_sum == dir::short_name_checksum(short_name)).then(|| {
             lfn.sort_by_key(|(order, _)| *order);
             let units: Vec<u16> =
                 lfn.iter().flat_map(|(_, u)| u.iter().copied()).take_while(|&u| u != 0 && u != 0xffff).collect();
@@ -333,12 +320,12 @@ fn parse_dir(raw: &[u8], fat32: bool) -> Vec<Entry> {
         });
         lfn.clear();
         // The high half of the first cluster exists on FAT32 only.
-        let high = if fat32 { u16le(e, 20) << 16 } else { 0 };
+        let high = if fat32 { u32::from(dir::FIRST_CLUSTER_HIGH.get(e).unwrap_or(0)) << 16 } else { 0 };
         entries.push(Entry {
             name: long.filter(|n| !n.is_empty()).unwrap_or(short),
-            size: u32le(e, 28),
-            first_cluster: high | u16le(e, 26),
-            directory: attr & ATTR_DIRECTORY != 0,
+            size: dir::FILE_SIZE.get(e).unwrap_or(0),
+            first_cluster: high | u32::from(dir::FIRST_CLUSTER_LOW.get(e).unwrap_or(0)),
+            directory: attr & dir::ATTR_DIRECTORY != 0,
         });
     }
     entries
@@ -355,7 +342,7 @@ mod tests {
         for &b in b"KERNEL  BIN" {
             sum = (if sum & 1 != 0 { 0x80u8 } else { 0 }).wrapping_add(sum >> 1).wrapping_add(b);
         }
-        assert_eq!(lfn_checksum(b"KERNEL  BIN"), sum);
+        assert_eq!(dir::short_name_checksum(b"KERNEL  BIN"), sum);
     }
 
     #[test]

@@ -3,21 +3,22 @@
 //! read, whatever a header claims.
 
 use super::source::{DiskSource, read_vec};
+use crate::bytes::{SECTOR_BYTES, SECTOR_SIZE};
+use crate::partition::gpt::{self, format_guid as gpt_guid};
+use crate::partition::mbr;
 
-/// Offset of the first MBR partition entry.
-const MBR_TABLE: usize = 446;
-/// Bytes per MBR partition entry.
-const MBR_ENTRY: usize = 16;
-/// MBR type of a GPT protective partition.
-pub const MBR_TYPE_PROTECTIVE: u8 = 0xee;
-/// GPT header signature.
-const GPT_SIGNATURE: &[u8; 8] = b"EFI PART";
 /// Most GPT entries read.
 pub const MAX_GPT_ENTRIES: u32 = 1024;
 /// Largest GPT entry size accepted.
 const MAX_GPT_ENTRY_SIZE: u32 = 1024;
-/// Bytes per sector.
-const SECTOR: u64 = 512;
+/// Alignment GPT entry sizes must have.
+const GPT_ENTRY_SIZE_ALIGN: u32 = 8;
+/// Type name of an EFI system partition.
+pub const KIND_EFI_SYSTEM: &str = "EFI system";
+/// Type name of a BIOS boot partition.
+pub const KIND_BIOS_BOOT: &str = "BIOS boot";
+/// Type name of a GPT protective partition.
+pub const KIND_PROTECTIVE: &str = "GPT protective";
 
 /// One partition, whatever the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,57 +54,27 @@ pub struct Table {
     pub problems: Vec<String>,
 }
 
-fn u16le(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn u32le(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn u64le(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
-}
-
-/// Formats a GUID stored in GPT's mixed-endian layout.
-fn gpt_guid(b: &[u8]) -> String {
-    format!(
-        "{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
-        u32le(b, 0),
-        u16le(b, 4),
-        u16le(b, 6),
-        b[8],
-        b[9],
-        b[10],
-        b[11],
-        b[12],
-        b[13],
-        b[14],
-        b[15]
-    )
-}
-
 fn mbr_type_name(kind: u8) -> &'static str {
     match kind {
         0x01 => "FAT12",
         0x04 | 0x06 => "FAT16",
         0x0b => "FAT32 (CHS)",
-        0x0c => "FAT32 (LBA)",
-        0x0e => "FAT16 (LBA)",
+        mbr::TYPE_FAT32_LBA => "FAT32 (LBA)",
+        mbr::TYPE_FAT16_LBA => "FAT16 (LBA)",
         0x05 | 0x0f => "extended",
         0x83 => "Linux",
-        MBR_TYPE_PROTECTIVE => "GPT protective",
-        0xef => "EFI system",
+        mbr::TYPE_PROTECTIVE => KIND_PROTECTIVE,
+        mbr::TYPE_EFI_SYSTEM => KIND_EFI_SYSTEM,
         _ => "other",
     }
 }
 
 fn gpt_type_name(guid: &str) -> &'static str {
     match guid {
-        "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" => "EFI system",
-        "21686148-6449-6E6F-744E-656564454649" => "BIOS boot",
-        "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7" => "Microsoft basic data",
-        "0FC63DAF-8483-4772-8E79-3D69D8477DE4" => "Linux filesystem",
+        gpt::TYPE_EFI_SYSTEM => KIND_EFI_SYSTEM,
+        gpt::TYPE_BIOS_BOOT => KIND_BIOS_BOOT,
+        gpt::TYPE_BASIC_DATA => "Microsoft basic data",
+        gpt::TYPE_LINUX_FILESYSTEM => "Linux filesystem",
         _ => "other",
     }
 }
@@ -111,44 +82,47 @@ fn gpt_type_name(guid: &str) -> &'static str {
 /// Reads the partition table of `source`: a GPT when LBA 0 holds a protective entry, else the
 /// MBR. `None` when LBA 0 has no boot signature (not a partitioned disk).
 pub fn read_table(source: &mut dyn DiskSource) -> Option<Table> {
-    let lba0 = read_vec(source, 0, SECTOR as usize).ok()?;
-    if lba0[510..512] != [0x55, 0xAA] {
+    let lba0 = read_vec(source, 0, SECTOR_BYTES).ok()?;
+    if lba0[mbr::BOOT_SIGNATURE_AT] != mbr::BOOT_SIGNATURE {
         return None;
     }
-    let total = source.size() / SECTOR;
-    let mut mbr = Table {
+    let total = source.size() / SECTOR_SIZE;
+    let mut table = Table {
         kind: "mbr",
-        disk_id: format!("0x{:08x}", u32le(&lba0, 440)),
+        disk_id: format!("0x{:08x}", mbr::DISK_SIGNATURE.get(&lba0).unwrap_or(0)),
         partitions: Vec::new(),
         problems: Vec::new(),
     };
     let mut protective = false;
-    for i in 0..4 {
-        let e = &lba0[MBR_TABLE + i * MBR_ENTRY..MBR_TABLE + (i + 1) * MBR_ENTRY];
-        let (kind, start, sectors) = (e[4], u64::from(u32le(e, 8)), u64::from(u32le(e, 12)));
+    for i in 0..mbr::ENTRIES {
+        let e = &lba0[mbr::entry_offset(i)..mbr::entry_offset(i + 1)];
+        let field = |f: crate::bytes::Le<u32>| u64::from(f.get(e).unwrap_or(0));
+        let (kind, start, sectors) =
+            (mbr::entry::TYPE.get(e).unwrap_or(0), field(mbr::entry::START_LBA), field(mbr::entry::SECTORS));
+        let status = mbr::entry::STATUS.get(e).unwrap_or(0);
         if kind == 0 || sectors == 0 {
             continue;
         }
-        protective |= kind == MBR_TYPE_PROTECTIVE;
-        if e[0] != 0 && e[0] != 0x80 {
-            mbr.problems.push(format!("partition {}: invalid boot flag {:#04x}", i + 1, e[0]));
+        protective |= kind == mbr::TYPE_PROTECTIVE;
+        if status != 0 && status != mbr::ACTIVE {
+            table.problems.push(format!("partition {}: invalid boot flag {status:#04x}", i + 1));
         }
-        if start + sectors > total && kind != MBR_TYPE_PROTECTIVE {
-            mbr.problems.push(format!("partition {} extends beyond the end of the disk", i + 1));
+        if start + sectors > total && kind != mbr::TYPE_PROTECTIVE {
+            table.problems.push(format!("partition {} extends beyond the end of the disk", i + 1));
         }
-        mbr.partitions.push(Partition {
+        table.partitions.push(Partition {
             number: i as u32 + 1,
             start,
             sectors,
             kind: format!("0x{kind:02x}"),
             kind_name: mbr_type_name(kind),
-            bootable: e[0] == 0x80,
+            bootable: status == mbr::ACTIVE,
             name: String::new(),
             guid: String::new(),
         });
     }
     if !protective {
-        return Some(mbr);
+        return Some(table);
     }
     Some(read_gpt(source, total).unwrap_or_else(|problem| Table {
         kind: "gpt",
@@ -171,44 +145,47 @@ struct GptHeader {
 }
 
 fn read_gpt_header(source: &mut dyn DiskSource, lba: u64) -> Result<GptHeader, String> {
-    let h = read_vec(source, lba * SECTOR, SECTOR as usize).map_err(|e| format!("GPT header at LBA {lba}: {e}"))?;
-    if &h[..8] != GPT_SIGNATURE {
+    use gpt::header;
+    let h = read_vec(source, lba * SECTOR_SIZE, SECTOR_BYTES).map_err(|e| format!("GPT header at LBA {lba}: {e}"))?;
+    if &h[..gpt::SIGNATURE.len()] != gpt::SIGNATURE {
         return Err(format!("no GPT header at LBA {lba}"));
     }
-    let size = u32le(&h, 12) as usize;
-    if !(92..=SECTOR as usize).contains(&size) {
+    let size = header::SIZE.get(&h).unwrap_or(0) as usize;
+    if !(gpt::MIN_HEADER_SIZE..=SECTOR_BYTES).contains(&size) {
         return Err(format!("GPT header at LBA {lba} has an invalid size"));
     }
     let mut copy = h[..size].to_vec();
-    copy[16..20].fill(0);
-    if crc32fast::hash(&copy) != u32le(&h, 16) {
+    header::CRC.put(&mut copy, 0);
+    if Some(crc32fast::hash(&copy)) != header::CRC.get(&h) {
         return Err(format!("GPT header at LBA {lba} has a bad CRC"));
     }
-    if u64le(&h, 24) != lba {
+    if header::MY_LBA.get(&h) != Some(lba) {
         return Err(format!("GPT header at LBA {lba} does not record its own location"));
     }
+    let get64 = |f: crate::bytes::Le<u64>| f.get(&h).unwrap_or(0);
+    let get32 = |f: crate::bytes::Le<u32>| f.get(&h).unwrap_or(0);
     Ok(GptHeader {
-        disk_guid: gpt_guid(&h[56..72]),
-        entries_lba: u64le(&h, 72),
-        entries: u32le(&h, 80),
-        entry_size: u32le(&h, 84),
-        entries_crc: u32le(&h, 88),
-        first_usable: u64le(&h, 40),
-        last_usable: u64le(&h, 48),
-        alternate: u64le(&h, 32),
+        disk_guid: gpt_guid(&h[header::DISK_GUID]),
+        entries_lba: get64(header::ENTRIES_LBA),
+        entries: get32(header::ENTRY_COUNT),
+        entry_size: get32(header::ENTRY_SIZE),
+        entries_crc: get32(header::ENTRIES_CRC),
+        first_usable: get64(header::FIRST_USABLE),
+        last_usable: get64(header::LAST_USABLE),
+        alternate: get64(header::ALTERNATE_LBA),
     })
 }
 
 fn read_gpt_entries(source: &mut dyn DiskSource, h: &GptHeader) -> Result<Vec<u8>, String> {
     if h.entries > MAX_GPT_ENTRIES
-        || h.entry_size < 128
+        || h.entry_size < gpt::MIN_ENTRY_SIZE
         || h.entry_size > MAX_GPT_ENTRY_SIZE
-        || !h.entry_size.is_multiple_of(8)
+        || !h.entry_size.is_multiple_of(GPT_ENTRY_SIZE_ALIGN)
     {
         return Err("GPT entry array has an unsupported shape".into());
     }
     let len = h.entries as usize * h.entry_size as usize;
-    let offset = h.entries_lba.checked_mul(SECTOR).ok_or("GPT entry array lies outside the disk")?;
+    let offset = h.entries_lba.checked_mul(SECTOR_SIZE).ok_or("GPT entry array lies outside the disk")?;
     let bytes = read_vec(source, offset, len).map_err(|_| "GPT entry array lies outside the disk".to_string())?;
     if crc32fast::hash(&bytes) != h.entries_crc {
         return Err("GPT entry array has a bad CRC".into());
@@ -217,7 +194,7 @@ fn read_gpt_entries(source: &mut dyn DiskSource, h: &GptHeader) -> Result<Vec<u8
 }
 
 fn read_gpt(source: &mut dyn DiskSource, total: u64) -> Result<Table, String> {
-    let primary = read_gpt_header(source, 1)?;
+    let primary = read_gpt_header(source, gpt::PRIMARY_HEADER_LBA)?;
     let entries = read_gpt_entries(source, &primary)?;
     let mut problems = Vec::new();
     if primary.alternate != total - 1 {
@@ -233,26 +210,27 @@ fn read_gpt(source: &mut dyn DiskSource, total: u64) -> Result<Table, String> {
     }
     let mut partitions = Vec::new();
     for (i, e) in entries.chunks_exact(primary.entry_size as usize).enumerate() {
-        if e[..16].iter().all(|&b| b == 0) {
+        use gpt::entry;
+        if e[entry::TYPE_GUID].iter().all(|&b| b == 0) {
             continue;
         }
-        let (first, last) = (u64le(e, 32), u64le(e, 40));
+        let (first, last) = (entry::FIRST_LBA.get(e).unwrap_or(0), entry::LAST_LBA.get(e).unwrap_or(0));
         if last < first || first < primary.first_usable || last > primary.last_usable {
             problems.push(format!("partition {} lies outside the usable area", i + 1));
         }
         let name_units: Vec<u16> =
-            e[56..128].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
-        let kind = gpt_guid(&e[..16]);
-        let attributes = u64le(e, 48);
+            e[entry::NAME].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
+        let kind = gpt_guid(&e[entry::TYPE_GUID]);
+        let attributes = entry::ATTRIBUTES.get(e).unwrap_or(0);
         partitions.push(Partition {
             number: i as u32 + 1,
             start: first,
             sectors: last.saturating_sub(first).saturating_add(1),
             kind_name: gpt_type_name(&kind),
             kind,
-            bootable: attributes & (1 << 2) != 0,
+            bootable: attributes & gpt::ATTR_LEGACY_BIOS_BOOTABLE != 0,
             name: String::from_utf16_lossy(&name_units),
-            guid: gpt_guid(&e[16..32]),
+            guid: gpt_guid(&e[entry::UNIQUE_GUID]),
         });
     }
     Ok(Table { kind: "gpt", disk_id: primary.disk_guid, partitions, problems })

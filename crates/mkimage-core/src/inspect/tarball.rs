@@ -7,9 +7,9 @@
 use std::io::{self, BufReader, Read};
 
 use super::source::SparseSource;
+use crate::output::gce::MEMBER_NAME;
+use crate::output::tar::{self as layout, BLOCK, padding};
 
-/// tar block size.
-const BLOCK: usize = 512;
 /// Most sparse-map entries accepted for one member.
 pub const MAX_SPARSE_ENTRIES: usize = 100_000;
 /// Most members examined.
@@ -107,8 +107,12 @@ fn text(field: &[u8]) -> String {
 }
 
 fn checksum_ok(h: &[u8; BLOCK]) -> bool {
-    let Ok(stored) = number(&h[148..156]) else { return false };
-    let sum: u64 = h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) }).sum();
+    let Ok(stored) = number(&h[layout::CHECKSUM]) else { return false };
+    let sum: u64 = h
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| if layout::CHECKSUM.contains(&i) { u64::from(b' ') } else { u64::from(b) })
+        .sum();
     sum == stored
 }
 
@@ -131,10 +135,6 @@ fn skip(r: &mut impl Read, len: u64) -> io::Result<()> {
         return Err(invalid("archive ends inside member data"));
     }
     Ok(())
-}
-
-fn padding(len: u64) -> u64 {
-    (BLOCK as u64 - len % BLOCK as u64) % BLOCK as u64
 }
 
 /// Reads a gzip-compressed tar stream. Returns its structure and, if it has a member named
@@ -161,115 +161,140 @@ pub fn read(input: impl Read) -> io::Result<(Archive, Option<SparseSource>)> {
         if archive.members.len() >= MAX_MEMBERS {
             return Err(invalid("too many members"));
         }
-        let typeflag = header[156] as char;
-        let size = number(&header[124..136])?;
-        match typeflag {
-            'x' | 'g' => {
+        let size = number(&header[layout::SIZE])?;
+        match header[layout::TYPEFLAG] {
+            layout::TYPE_PAX_EXTENDED | layout::TYPE_PAX_GLOBAL => {
                 archive.pax_headers = true;
                 skip(&mut r, size + padding(size))?;
                 continue;
             }
-            'L' => {
+            layout::TYPE_GNU_LONG_NAME => {
                 archive.long_names = true;
-                if size > MAX_LONG_NAME {
-                    return Err(invalid("long name too long"));
-                }
-                let mut name = vec![0u8; size as usize];
-                r.read_exact(&mut name)?;
-                skip(&mut r, padding(size))?;
-                long_name = Some(text(&name));
+                long_name = Some(read_long_name(&mut r, size)?);
                 continue;
             }
             _ => {}
         }
-        let format = match &header[257..265] {
-            b"ustar  \0" => Format::OldGnu,
-            m if &m[..6] == b"ustar\0" => Format::Ustar,
-            _ => Format::V7,
-        };
-        let mut name = long_name.take().unwrap_or_else(|| text(&header[..100]));
-        if format == Format::Ustar && header[345] != 0 {
-            name = format!("{}/{}", text(&header[345..500]), name);
-        }
-        let sparse = typeflag == 'S' && format == Format::OldGnu;
-        let mut member = Member {
-            name,
-            typeflag,
-            format,
-            size,
-            sparse,
-            mode: number(&header[100..108])? as u32,
-            uid: number(&header[108..116])?,
-            gid: number(&header[116..124])?,
-            mtime: number(&header[136..148])?,
-            atime_or_ctime: format == Format::OldGnu && header[345..369].iter().any(|&b| b != 0),
-        };
-        let regular = matches!(typeflag, '0' | '\0' | '7') || sparse;
-        let wanted = regular && disk.as_ref().is_none_or(|(n, _)| n != "disk.raw" && member.name == "disk.raw");
-        if sparse {
-            let mut map = Vec::new();
-            let mut push = |entry: &[u8]| -> io::Result<()> {
-                let (offset, len) = (number(&entry[..12])?, number(&entry[12..24])?);
-                if offset != 0 || len != 0 {
-                    if map.len() >= MAX_SPARSE_ENTRIES {
-                        return Err(invalid("sparse map too long"));
-                    }
-                    map.push((offset, len));
-                }
-                Ok(())
-            };
-            for i in 0..4 {
-                push(&header[386 + 24 * i..410 + 24 * i])?;
-            }
-            let mut extended = header[482] != 0;
-            let real = number(&header[483..495])?;
-            let mut ext = [0u8; BLOCK];
-            while extended {
-                if !read_block(&mut r, &mut ext)? {
-                    return Err(invalid("archive ends inside a sparse map"));
-                }
-                for i in 0..21 {
-                    push(&ext[24 * i..24 * i + 24])?;
-                }
-                extended = ext[504] != 0;
-            }
-            let stored: u64 = map
-                .iter()
-                .try_fold(0u64, |a, &(_, l)| a.checked_add(l))
-                .ok_or_else(|| invalid("sparse map overflows"))?;
-            if stored != size {
-                return Err(invalid("sparse map does not match the member's stored size"));
-            }
-            let mut last_end = 0u64;
-            for &(offset, len) in &map {
-                let end = offset.checked_add(len).ok_or_else(|| invalid("sparse map overflows"))?;
-                if offset < last_end || end > real {
-                    return Err(invalid("sparse map is out of order or beyond the file size"));
-                }
-                last_end = end;
-            }
+        let mut member = parse_member(&header, size, long_name.take())?;
+        let regular = member.sparse
+            || matches!(
+                header[layout::TYPEFLAG],
+                layout::TYPE_REGULAR | layout::TYPE_REGULAR_OLD | layout::TYPE_CONTIGUOUS
+            );
+        // The disk is the member named disk.raw, or else the first regular file.
+        let wanted = regular && disk.as_ref().is_none_or(|(n, _)| n != MEMBER_NAME && member.name == MEMBER_NAME);
+        let target = if member.sparse {
+            let (map, real) = read_sparse_map(&mut r, &header, size)?;
             member.size = real;
             let mut target = wanted.then(|| SparseSource::new(real));
             for &(offset, len) in &map {
                 stream_into(&mut r, len, offset, target.as_mut())?;
             }
             skip(&mut r, padding(size))?;
-            if let Some(t) = target {
-                disk = Some((member.name.clone(), t));
-            }
+            target
         } else if regular {
             let mut target = wanted.then(|| SparseSource::new(size));
             stream_into(&mut r, size, 0, target.as_mut())?;
             skip(&mut r, padding(size))?;
-            if let Some(t) = target {
-                disk = Some((member.name.clone(), t));
-            }
+            target
         } else {
             skip(&mut r, size + padding(size))?;
+            None
+        };
+        if let Some(t) = target {
+            disk = Some((member.name.clone(), t));
         }
         archive.members.push(member);
     }
     Ok((archive, disk.map(|(_, d)| d)))
+}
+
+/// Reads the data of a GNU long-name record: the next member's name.
+fn read_long_name(r: &mut impl Read, size: u64) -> io::Result<String> {
+    if size > MAX_LONG_NAME {
+        return Err(invalid("long name too long"));
+    }
+    let mut name = vec![0u8; size as usize];
+    r.read_exact(&mut name)?;
+    skip(r, padding(size))?;
+    Ok(text(&name))
+}
+
+/// The member a header describes (for a sparse member, `size` is still the stored size).
+fn parse_member(header: &[u8; BLOCK], size: u64, long_name: Option<String>) -> io::Result<Member> {
+    let magic = &header[layout::MAGIC];
+    let format = if magic == layout::OLDGNU_MAGIC {
+        Format::OldGnu
+    } else if &magic[..layout::USTAR_MAGIC.len()] == layout::USTAR_MAGIC {
+        Format::Ustar
+    } else {
+        Format::V7
+    };
+    let mut name = long_name.unwrap_or_else(|| text(&header[layout::NAME]));
+    let prefix = &header[layout::PREFIX];
+    if format == Format::Ustar && prefix[0] != 0 {
+        name = format!("{}/{}", text(prefix), name);
+    }
+    let typeflag = header[layout::TYPEFLAG];
+    Ok(Member {
+        name,
+        typeflag: typeflag as char,
+        format,
+        size,
+        sparse: typeflag == layout::TYPE_GNU_SPARSE && format == Format::OldGnu,
+        mode: number(&header[layout::MODE])? as u32,
+        uid: number(&header[layout::UID])?,
+        gid: number(&header[layout::GID])?,
+        mtime: number(&header[layout::MTIME])?,
+        atime_or_ctime: format == Format::OldGnu && header[layout::GNU_ATIME_CTIME].iter().any(|&b| b != 0),
+    })
+}
+
+/// Reads an old-GNU sparse map: the entries in the header, then those of the extension headers
+/// that follow it. Checks that the entries are in order, within the real size, and add up to
+/// the stored size. Returns the map (empty entries dropped) and the real size.
+fn read_sparse_map(r: &mut impl Read, header: &[u8; BLOCK], stored: u64) -> io::Result<(Vec<(u64, u64)>, u64)> {
+    let mut map = Vec::new();
+    let mut push = |entry: &[u8]| -> io::Result<()> {
+        let (offset, len) = entry.split_at(layout::SPARSE_NUMBER_LEN);
+        let (offset, len) = (number(offset)?, number(len)?);
+        if offset != 0 || len != 0 {
+            if map.len() >= MAX_SPARSE_ENTRIES {
+                return Err(invalid("sparse map too long"));
+            }
+            map.push((offset, len));
+        }
+        Ok(())
+    };
+    for slot in 0..layout::HEADER_SPARSE_SLOTS {
+        push(&header[layout::header_sparse_entry(slot)])?;
+    }
+    let mut extended = header[layout::GNU_IS_EXTENDED] != 0;
+    let real = number(&header[layout::GNU_REAL_SIZE])?;
+    let mut ext = [0u8; BLOCK];
+    while extended {
+        if !read_block(r, &mut ext)? {
+            return Err(invalid("archive ends inside a sparse map"));
+        }
+        for slot in 0..layout::EXT_SPARSE_SLOTS {
+            push(&ext[layout::ext_sparse_entry(slot)])?;
+        }
+        extended = ext[layout::EXT_IS_EXTENDED] != 0;
+    }
+    let total: u64 =
+        map.iter().try_fold(0u64, |a, &(_, l)| a.checked_add(l)).ok_or_else(|| invalid("sparse map overflows"))?;
+    if total != stored {
+        return Err(invalid("sparse map does not match the member's stored size"));
+    }
+    let mut last_end = 0u64;
+    for &(offset, len) in &map {
+        let end = offset.checked_add(len).ok_or_else(|| invalid("sparse map overflows"))?;
+        if offset < last_end || end > real {
+            return Err(invalid("sparse map is out of order or beyond the file size"));
+        }
+        last_end = end;
+    }
+    Ok((map, real))
 }
 
 /// Copies `len` bytes of the stream to `offset` of `target` (or discards them).

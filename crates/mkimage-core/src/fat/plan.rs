@@ -8,15 +8,13 @@
 //! are ours (not `fatfs`'s) are the cluster size and therefore the FAT type: FAT32 wherever the
 //! partition can hold the 65,525 clusters FAT32 requires, FAT16 below that.
 
+use super::dir::{ENTRY_SIZE as DIR_ENTRY_SIZE, LFN_CHARS_PER_ENTRY};
+use super::{FAT16_MIN_CLUSTERS, FAT32_MAX_CLUSTERS, FAT32_MIN_CLUSTERS, FIRST_DATA_CLUSTER};
+use crate::partition::mbr;
 use crate::size::{GIB, KIB, MIB};
 
-/// Bytes per logical sector. Everything this tool writes uses 512-byte logical sectors (disks with
-/// 4096-byte *physical* sectors still present 512-byte logical ones to the BIOS).
-pub const SECTOR_SIZE: u32 = 512;
-/// Bytes in one directory entry.
-pub const DIR_ENTRY_SIZE: u32 = 32;
-/// UTF-16 code units of a long file name held by one long-name directory entry.
-pub const LFN_CHARS_PER_ENTRY: usize = 13;
+/// Bytes per sector, as the `u32` the FAT arithmetic uses.
+const SECTOR_SIZE: u32 = crate::bytes::SECTOR_SIZE as u32;
 /// Longest file name, in bytes, that `fatfs` accepts.
 pub const MAX_NAME_BYTES: usize = 255;
 /// Number of FAT copies.
@@ -28,20 +26,8 @@ pub const FAT32_RESERVED_SECTORS: u16 = 8;
 pub const FAT16_RESERVED_SECTORS: u16 = 1;
 /// Root directory entries of a FAT16 volume (the fixed-size root directory region).
 pub const FAT16_ROOT_ENTRIES: u16 = 512;
-/// Sector of the FSInfo structure on FAT32, relative to the partition.
-pub const FAT32_FSINFO_SECTOR: u32 = 1;
-/// Sector of the backup boot sector on FAT32, relative to the partition.
-pub const FAT32_BACKUP_BOOT_SECTOR: u32 = 6;
 /// First cluster of the FAT32 root directory.
 pub const FAT32_ROOT_CLUSTER: u32 = 2;
-/// First cluster number of the data area (clusters 0 and 1 are reserved FAT entries).
-pub const FIRST_DATA_CLUSTER: u32 = 2;
-/// Fewest clusters a FAT16 volume may have (fewer makes it FAT12).
-pub const FAT16_MIN_CLUSTERS: u32 = 4085;
-/// Fewest clusters a FAT32 volume may have (fewer makes it FAT16).
-pub const FAT32_MIN_CLUSTERS: u32 = 65_525;
-/// Most clusters a FAT32 volume may have.
-pub const FAT32_MAX_CLUSTERS: u32 = 0x0FFF_FFF4;
 /// Largest cluster size used.
 pub const MAX_CLUSTER_SIZE: u32 = 32 * KIB as u32;
 
@@ -66,8 +52,8 @@ impl FatType {
     /// The MBR partition type byte for a partition holding this filesystem, addressed by LBA.
     pub const fn mbr_partition_type(self) -> u8 {
         match self {
-            FatType::Fat16 => MBR_TYPE_FAT16_LBA,
-            FatType::Fat32 => MBR_TYPE_FAT32_LBA,
+            FatType::Fat16 => mbr::TYPE_FAT16_LBA,
+            FatType::Fat32 => mbr::TYPE_FAT32_LBA,
         }
     }
 }
@@ -80,11 +66,6 @@ impl std::fmt::Display for FatType {
         })
     }
 }
-
-/// MBR partition type of FAT32 addressed by LBA.
-pub const MBR_TYPE_FAT32_LBA: u8 = 0x0c;
-/// MBR partition type of FAT16 addressed by LBA.
-pub const MBR_TYPE_FAT16_LBA: u8 = 0x0e;
 
 /// Where the parts of a FAT volume lie, in sectors relative to the start of the partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,11 @@
 //! is also an ELF file, as GRUB and SYSLINUX do. Without it the file must be an ELF32 or ELF64
 //! executable for x86, whose `PT_LOAD` segments load at their physical addresses (`p_paddr`),
 //! and whose entry point is translated from virtual to physical through the segment containing
-//! it (as GRUB does for higher-half kernels).
+//! it (as GRUB does for higher-half kernels); that part lives in [`elf`].
+
+pub mod elf;
+
+use crate::bytes::Le;
 
 /// Multiboot 1 header magic.
 pub const HEADER_MAGIC: u32 = 0x1BAD_B002;
@@ -42,30 +46,26 @@ pub const MAX_LOAD_SEGMENTS: usize = 32;
 /// Most program headers examined; more is certainly not a kernel.
 pub const MAX_PROGRAM_HEADERS: usize = 1024;
 
-/// ELF identification: magic bytes.
-const ELF_MAGIC: [u8; 4] = [0x7F, b'E', b'L', b'F'];
-/// `e_ident[EI_CLASS]` of a 32-bit ELF file.
-const ELFCLASS32: u8 = 1;
-/// `e_ident[EI_CLASS]` of a 64-bit ELF file.
-const ELFCLASS64: u8 = 2;
-/// `e_ident[EI_DATA]` of a little-endian ELF file.
-const ELFDATA2LSB: u8 = 1;
-/// `e_type` of an executable.
-const ET_EXEC: u16 = 2;
-/// `e_machine` of i386.
-const EM_386: u16 = 3;
-/// `e_machine` of x86-64.
-const EM_X86_64: u16 = 62;
-/// `p_type` of a loadable segment.
-const PT_LOAD: u32 = 1;
-/// Size of an ELF32 file header.
-const ELF32_EHDR_LEN: usize = 52;
-/// Size of an ELF64 file header.
-const ELF64_EHDR_LEN: usize = 64;
-/// Size of an ELF32 program header.
-const ELF32_PHDR_LEN: usize = 32;
-/// Size of an ELF64 program header.
-const ELF64_PHDR_LEN: usize = 56;
+/// Fields of the Multiboot 1 header, from its start.
+pub mod header {
+    use crate::bytes::Le;
+    /// [`super::HEADER_MAGIC`].
+    pub const MAGIC: Le<u32> = Le::at(0);
+    /// Flags: bits 0-15 required features, 16-31 optional.
+    pub const FLAGS: Le<u32> = Le::at(4);
+    /// Magic + flags + checksum = 0 (mod 2^32).
+    pub const CHECKSUM: Le<u32> = Le::at(8);
+    /// a.out kludge: physical address of the header itself.
+    pub const HEADER_ADDR: Le<u32> = Le::at(12);
+    /// a.out kludge: where the loaded part of the file starts.
+    pub const LOAD_ADDR: Le<u32> = Le::at(16);
+    /// a.out kludge: where it ends (0: at the end of the file).
+    pub const LOAD_END_ADDR: Le<u32> = Le::at(20);
+    /// a.out kludge: end of bss (0: no bss).
+    pub const BSS_END_ADDR: Le<u32> = Le::at(24);
+    /// a.out kludge: entry point.
+    pub const ENTRY_ADDR: Le<u32> = Le::at(28);
+}
 
 /// Why a file is not a kernel this loader can boot.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -335,7 +335,7 @@ impl LoadPlan {
             let (segment, entry) = plan_kludge(kernel, header)?;
             (KernelFormat::AoutKludge, vec![segment], entry)
         } else {
-            plan_elf(kernel)?
+            elf::plan_elf(kernel)?
         };
         segments.sort_by_key(|s| s.addr);
         for s in &segments {
@@ -373,18 +373,6 @@ impl LoadPlan {
     }
 }
 
-fn read_u16(data: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(data.get(at..at.checked_add(2)?)?.try_into().ok()?))
-}
-
-fn read_u32(data: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(data.get(at..at.checked_add(4)?)?.try_into().ok()?))
-}
-
-fn read_u64(data: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(data.get(at..at.checked_add(8)?)?.try_into().ok()?))
-}
-
 /// Finds the first valid Multiboot header: magic at a 4-byte-aligned offset, the header wholly
 /// within the file and the first 8192 bytes, and a correct checksum. When there is none, the
 /// error describes the most telling near miss.
@@ -396,7 +384,8 @@ pub fn find_header(kernel: &[u8]) -> Result<Header, KernelError> {
         if area[offset..offset + 4] != magic {
             continue;
         }
-        let (Some(flags), Some(checksum)) = (read_u32(area, offset + 4), read_u32(area, offset + 8)) else {
+        let at = |f: Le<u32>| f.within(offset).get(area);
+        let (Some(flags), Some(checksum)) = (at(header::FLAGS), at(header::CHECKSUM)) else {
             near_miss.get_or_insert(KernelError::HeaderTruncated { offset, needed: HEADER_BASE_LEN });
             continue;
         };
@@ -430,9 +419,14 @@ fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn plan_kludge(kernel: &[u8], header: Header) -> Result<(Segment, u64), KernelError> {
-    let field = |i: usize| read_u32(kernel, header.offset + HEADER_BASE_LEN + 4 * i).unwrap_or(0);
-    let (header_addr, load_addr, load_end_addr, bss_end_addr, entry_addr) =
-        (field(0), field(1), field(2), field(3), field(4));
+    let field = |f: Le<u32>| f.within(header.offset).get(kernel).unwrap_or(0);
+    let (header_addr, load_addr, load_end_addr, bss_end_addr, entry_addr) = (
+        field(header::HEADER_ADDR),
+        field(header::LOAD_ADDR),
+        field(header::LOAD_END_ADDR),
+        field(header::BSS_END_ADDR),
+        field(header::ENTRY_ADDR),
+    );
     if header_addr < load_addr {
         return Err(KernelError::HeaderBeforeLoadAddr { header_addr, load_addr });
     }
@@ -466,140 +460,23 @@ fn plan_kludge(kernel: &[u8], header: Header) -> Result<(Segment, u64), KernelEr
     Ok((segment, u64::from(entry_addr)))
 }
 
-/// One ELF program header, widened to 64 bits.
-struct ProgramHeader {
-    kind: u32,
-    offset: u64,
-    vaddr: u64,
-    paddr: u64,
-    filesz: u64,
-    memsz: u64,
-}
-
-fn plan_elf(kernel: &[u8]) -> Result<(KernelFormat, Vec<Segment>, u64), KernelError> {
-    if kernel.len() < 16 || kernel[..4] != ELF_MAGIC {
-        return Err(KernelError::NotElf);
-    }
-    let class = kernel[4];
-    let (format, ehdr_len, phdr_len) = match class {
-        ELFCLASS32 => (KernelFormat::Elf32, ELF32_EHDR_LEN, ELF32_PHDR_LEN),
-        ELFCLASS64 => (KernelFormat::Elf64, ELF64_EHDR_LEN, ELF64_PHDR_LEN),
-        other => return Err(KernelError::ElfBadClass(other)),
-    };
-    if kernel[5] != ELFDATA2LSB {
-        return Err(KernelError::ElfNotLittleEndian(kernel[5]));
-    }
-    if kernel.len() < ehdr_len {
-        return Err(KernelError::ElfTruncated);
-    }
-    let e_type = read_u16(kernel, 16).ok_or(KernelError::ElfTruncated)?;
-    let machine = read_u16(kernel, 18).ok_or(KernelError::ElfTruncated)?;
-    let expected_machine = if format == KernelFormat::Elf32 { EM_386 } else { EM_X86_64 };
-    if machine != expected_machine && machine != EM_386 {
-        return Err(KernelError::ElfBadMachine(machine));
-    }
-    if e_type != ET_EXEC {
-        return Err(KernelError::ElfNotExecutable(e_type));
-    }
-    let (entry, phoff, phentsize, phnum) = if format == KernelFormat::Elf32 {
-        (
-            u64::from(read_u32(kernel, 24).ok_or(KernelError::ElfTruncated)?),
-            u64::from(read_u32(kernel, 28).ok_or(KernelError::ElfTruncated)?),
-            read_u16(kernel, 42).ok_or(KernelError::ElfTruncated)?,
-            read_u16(kernel, 44).ok_or(KernelError::ElfTruncated)?,
-        )
-    } else {
-        (
-            read_u64(kernel, 24).ok_or(KernelError::ElfTruncated)?,
-            read_u64(kernel, 32).ok_or(KernelError::ElfTruncated)?,
-            read_u16(kernel, 54).ok_or(KernelError::ElfTruncated)?,
-            read_u16(kernel, 56).ok_or(KernelError::ElfTruncated)?,
-        )
-    };
-    let count = usize::from(phnum);
-    if count > MAX_PROGRAM_HEADERS {
-        return Err(KernelError::ElfTooManyProgramHeaders(count));
-    }
-    if count > 0 && usize::from(phentsize) != phdr_len {
-        return Err(KernelError::ElfBadProgramHeaderSize { found: phentsize, expected: phdr_len });
-    }
-    let table_end = phoff.checked_add((count * phdr_len) as u64);
-    if table_end.is_none_or(|end| end > kernel.len() as u64) {
-        return Err(KernelError::ElfProgramHeadersOutOfFile { offset: phoff, count });
-    }
-    let mut headers = Vec::with_capacity(count);
-    for i in 0..count {
-        let at = phoff as usize + i * phdr_len;
-        let ph = if format == KernelFormat::Elf32 {
-            let f = |o: usize| u64::from(read_u32(kernel, at + o).unwrap_or(0));
-            ProgramHeader { kind: f(0) as u32, offset: f(4), vaddr: f(8), paddr: f(12), filesz: f(16), memsz: f(20) }
-        } else {
-            let f = |o: usize| read_u64(kernel, at + o).unwrap_or(0);
-            ProgramHeader {
-                kind: read_u32(kernel, at).unwrap_or(0),
-                offset: f(8),
-                vaddr: f(16),
-                paddr: f(24),
-                filesz: f(32),
-                memsz: f(40),
-            }
-        };
-        headers.push(ph);
-    }
-    let mut segments = Vec::new();
-    let mut entry_phys = None;
-    for (index, ph) in headers.iter().enumerate() {
-        if ph.kind != PT_LOAD || ph.memsz == 0 {
-            continue;
-        }
-        if ph.filesz > ph.memsz {
-            return Err(KernelError::SegmentFileSizeExceedsMemSize { index, filesz: ph.filesz, memsz: ph.memsz });
-        }
-        if ph.offset.checked_add(ph.filesz).is_none_or(|end| end > kernel.len() as u64) {
-            return Err(KernelError::SegmentOutOfFile { index, offset: ph.offset, filesz: ph.filesz });
-        }
-        let Some(end) = ph.paddr.checked_add(ph.memsz) else {
-            return Err(KernelError::LoadAboveFourGib { start: ph.paddr, end: u64::MAX });
-        };
-        if end > MAX_LOAD_END {
-            return Err(KernelError::LoadAboveFourGib { start: ph.paddr, end });
-        }
-        // The entry point is virtual; translate it through the segment that contains it.
-        if entry_phys.is_none() && entry >= ph.vaddr && entry - ph.vaddr < ph.filesz {
-            entry_phys = Some(ph.paddr + (entry - ph.vaddr));
-        }
-        segments.push(Segment { file_offset: ph.offset, file_size: ph.filesz, addr: ph.paddr, mem_size: ph.memsz });
-    }
-    if segments.is_empty() {
-        return Err(KernelError::NoLoadableSegment);
-    }
-    let entry = entry_phys.ok_or(KernelError::EntryOutsideImage { entry })?;
-    Ok((format, segments, entry))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::{KLUDGE_FLAGS, multiboot_header, place};
 
     /// A kludge header at `offset` in a zero-filled file of `len` bytes.
     fn kludge_file(len: usize, offset: usize, fields: [u32; 5]) -> Vec<u8> {
         let mut f = vec![0u8; len];
-        let flags = FLAG_PAGE_ALIGN | FLAG_MEMORY_INFO | FLAG_AOUT_KLUDGE;
-        put_header(&mut f, offset, flags);
-        for (i, v) in fields.iter().enumerate() {
-            f[offset + 12 + 4 * i..offset + 16 + 4 * i].copy_from_slice(&v.to_le_bytes());
-        }
+        place(&mut f, offset, &multiboot_header(KLUDGE_FLAGS, Some(fields)));
         f
     }
 
-    fn put_header(f: &mut [u8], offset: usize, flags: u32) {
-        f[offset..offset + 4].copy_from_slice(&HEADER_MAGIC.to_le_bytes());
-        f[offset + 4..offset + 8].copy_from_slice(&flags.to_le_bytes());
-        let sum = 0u32.wrapping_sub(HEADER_MAGIC).wrapping_sub(flags);
-        f[offset + 8..offset + 12].copy_from_slice(&sum.to_le_bytes());
+    fn put_header(f: &mut Vec<u8>, offset: usize, flags: u32) {
+        place(f, offset, &multiboot_header(flags, None));
     }
 
-    /// The Solo5 `test_hello` layout from the brief: header at 0x1020, loads 0x100000..0x113000,
+    /// The layout of Solo5's `test_hello`: header at 0x1020, loads 0x100000..0x113000,
     /// bss to 0x11e000, entry 0x100040.
     #[test]
     fn solo5_style_kludge() {
@@ -682,176 +559,5 @@ mod tests {
         assert!(err.to_string().contains("video mode"));
         put_header(&mut f, 0, 1 << 7);
         assert!(LoadPlan::new(&f).unwrap_err().to_string().contains("0x0080"));
-    }
-
-    /// An ELF file built field by field.
-    struct Elf {
-        class64: bool,
-        entry: u64,
-        segments: Vec<(u32, u64, u64, u64, u64, u64)>, // type, offset, vaddr, paddr, filesz, memsz
-        len: usize,
-        header_flags: u32,
-    }
-
-    impl Elf {
-        fn bytes(&self) -> Vec<u8> {
-            let mut f = vec![0u8; self.len];
-            f[..4].copy_from_slice(&ELF_MAGIC);
-            f[4] = if self.class64 { 2 } else { 1 };
-            f[5] = 1;
-            f[6] = 1;
-            f[16..18].copy_from_slice(&ET_EXEC.to_le_bytes());
-            let machine = if self.class64 { EM_X86_64 } else { EM_386 };
-            f[18..20].copy_from_slice(&machine.to_le_bytes());
-            let (phoff, phlen) = if self.class64 { (64usize, 56usize) } else { (52, 32) };
-            if self.class64 {
-                f[24..32].copy_from_slice(&self.entry.to_le_bytes());
-                f[32..40].copy_from_slice(&(phoff as u64).to_le_bytes());
-                f[54..56].copy_from_slice(&(phlen as u16).to_le_bytes());
-                f[56..58].copy_from_slice(&(self.segments.len() as u16).to_le_bytes());
-            } else {
-                f[24..28].copy_from_slice(&(self.entry as u32).to_le_bytes());
-                f[28..32].copy_from_slice(&(phoff as u32).to_le_bytes());
-                f[42..44].copy_from_slice(&(phlen as u16).to_le_bytes());
-                f[44..46].copy_from_slice(&(self.segments.len() as u16).to_le_bytes());
-            }
-            for (i, &(kind, off, vaddr, paddr, filesz, memsz)) in self.segments.iter().enumerate() {
-                let at = phoff + i * phlen;
-                f[at..at + 4].copy_from_slice(&kind.to_le_bytes());
-                if self.class64 {
-                    for (o, v) in [(8, off), (16, vaddr), (24, paddr), (32, filesz), (40, memsz)] {
-                        f[at + o..at + o + 8].copy_from_slice(&v.to_le_bytes());
-                    }
-                } else {
-                    for (o, v) in [(4, off), (8, vaddr), (12, paddr), (16, filesz), (20, memsz)] {
-                        f[at + o..at + o + 4].copy_from_slice(&(v as u32).to_le_bytes());
-                    }
-                }
-            }
-            put_header(&mut f, 0x400, self.header_flags);
-            f
-        }
-    }
-
-    fn elf32() -> Elf {
-        Elf {
-            class64: false,
-            entry: 0x100010,
-            segments: vec![
-                (PT_LOAD, 0x1000, 0x100000, 0x100000, 0x800, 0x800),
-                (6, 0, 0, 0, 0, 0), // PT_PHDR: ignored
-                (PT_LOAD, 0x2000, 0x1000000, 0x1000000, 0x100, 0x4000),
-            ],
-            len: 0x3000,
-            header_flags: FLAG_MEMORY_INFO,
-        }
-    }
-
-    #[test]
-    fn elf32_segments_load_at_physical_addresses() {
-        let plan = LoadPlan::new(&elf32().bytes()).unwrap();
-        assert_eq!(plan.format, KernelFormat::Elf32);
-        assert_eq!(plan.segments.len(), 2);
-        assert_eq!(
-            plan.segments[1],
-            Segment { file_offset: 0x2000, file_size: 0x100, addr: 0x1000000, mem_size: 0x4000 }
-        );
-        assert_eq!(plan.entry, 0x100010);
-    }
-
-    #[test]
-    fn elf64_higher_half_entry_is_translated() {
-        let high = 0xffff_ffff_8000_0000u64;
-        let elf = Elf {
-            class64: true,
-            entry: high + 0x100020,
-            segments: vec![(PT_LOAD, 0x1000, high + 0x100000, 0x100000, 0x1000, 0x2000)],
-            len: 0x2000,
-            header_flags: FLAG_MEMORY_INFO,
-        };
-        let plan = LoadPlan::new(&elf.bytes()).unwrap();
-        assert_eq!(plan.format, KernelFormat::Elf64);
-        assert_eq!(plan.entry, 0x100020);
-        assert_eq!(plan.segments[0].addr, 0x100000);
-    }
-
-    #[test]
-    fn kludge_wins_over_elf() {
-        let mut elf = elf32();
-        elf.header_flags = FLAG_MEMORY_INFO | FLAG_AOUT_KLUDGE;
-        let mut f = elf.bytes();
-        for (i, v) in [0x300400u32, 0x300000, 0x301000, 0x302000, 0x300800].iter().enumerate() {
-            f[0x40c + 4 * i..0x410 + 4 * i].copy_from_slice(&v.to_le_bytes());
-        }
-        let plan = LoadPlan::new(&f).unwrap();
-        assert_eq!(plan.format, KernelFormat::AoutKludge);
-        assert_eq!(plan.entry, 0x300800);
-    }
-
-    #[test]
-    fn elf_errors() {
-        let err = |elf: &Elf| LoadPlan::new(&elf.bytes()).unwrap_err();
-        let mut e = elf32();
-        e.segments[2].4 = 0x5000;
-        assert!(matches!(err(&e), KernelError::SegmentFileSizeExceedsMemSize { index: 2, .. }));
-        let mut e = elf32();
-        e.segments[2].1 = 0x2f01;
-        assert!(matches!(err(&e), KernelError::SegmentOutOfFile { index: 2, .. }));
-        let mut e = elf32();
-        e.segments[2].3 = 0x100400;
-        assert!(matches!(err(&e), KernelError::SegmentsOverlap { .. }));
-        let mut e = elf32();
-        e.segments[0].0 = 6;
-        e.segments[2].0 = 6;
-        assert_eq!(err(&e), KernelError::NoLoadableSegment);
-        let mut e = elf32();
-        e.entry = 0x1000200; // in the second segment's zeroed part, not its loaded bytes
-        assert!(matches!(err(&e), KernelError::EntryOutsideImage { .. }));
-        let mut e = elf32();
-        e.segments[0].3 = 0x1000;
-        e.segments[0].2 = 0x1000;
-        e.entry = 0x1010;
-        assert!(matches!(err(&e), KernelError::LoadBelowOneMib { .. }));
-        let mut e = elf32();
-        e.segments[2].3 = 0xffff_f000;
-        assert!(matches!(err(&e), KernelError::LoadAboveFourGib { .. }));
-        let mut f = elf32().bytes();
-        f[5] = 2;
-        assert_eq!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfNotLittleEndian(2));
-        let mut f = elf32().bytes();
-        f[4] = 3;
-        assert_eq!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfBadClass(3));
-        let mut f = elf32().bytes();
-        f[18] = 40;
-        assert_eq!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfBadMachine(40));
-        let mut f = elf32().bytes();
-        f[16] = 3;
-        assert_eq!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfNotExecutable(3));
-        let mut f = elf32().bytes();
-        f[42] = 40;
-        assert!(matches!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfBadProgramHeaderSize { .. }));
-        let mut f = elf32().bytes();
-        f[28..32].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
-        assert!(matches!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfProgramHeadersOutOfFile { .. }));
-        let mut f = elf32().bytes();
-        f[44..46].copy_from_slice(&2000u16.to_le_bytes());
-        assert_eq!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfTooManyProgramHeaders(2000));
-        let mut f = vec![0u8; 0x1000];
-        put_header(&mut f, 0, FLAG_MEMORY_INFO);
-        assert_eq!(LoadPlan::new(&f).unwrap_err(), KernelError::NotElf);
-        let mut f = elf32().bytes();
-        f.truncate(40);
-        put_header(&mut f, 20, FLAG_MEMORY_INFO);
-        assert_eq!(LoadPlan::new(&f).unwrap_err(), KernelError::ElfTruncated);
-    }
-
-    #[test]
-    fn too_many_segments() {
-        let mut e = elf32();
-        e.len = 0x40000;
-        e.segments =
-            (0..40u64).map(|i| (PT_LOAD, 0x1000, 0x100000 + i * 0x1000, 0x100000 + i * 0x1000, 0x10, 0x10)).collect();
-        e.entry = 0x100000;
-        assert!(matches!(LoadPlan::new(&e.bytes()).unwrap_err(), KernelError::TooManySegments { count: 40, max: 32 }));
     }
 }

@@ -12,31 +12,22 @@
 
 use std::io::Write;
 
-use tar::{GnuExtSparseHeader, GnuHeader, GnuSparseHeader};
+use ::tar::{GnuExtSparseHeader, GnuHeader, GnuSparseHeader};
 
+use super::tar::{BLOCK, EXT_SPARSE_SLOTS, HEADER_SPARSE_SLOTS, RECORD, TYPE_GNU_SPARSE};
 use crate::Error;
 use crate::image::Image;
 use crate::size::GIB;
 
 /// The one member GCE accepts.
 pub const MEMBER_NAME: &str = "disk.raw";
-/// tar block size.
-pub const BLOCK: usize = 512;
-/// GNU tar's default record size (blocking factor 20); archives are padded to a multiple of it.
-pub const RECORD: u64 = 20 * BLOCK as u64;
-/// Sparse map entries that fit in the main old-GNU header.
-const HEADER_SPARSE_SLOTS: usize = 4;
-/// Sparse map entries per extension header.
-const EXT_SPARSE_SLOTS: usize = 21;
 /// File mode of `disk.raw`.
 pub const MEMBER_MODE: u32 = 0o644;
 /// Owner and group name recorded (uid and gid are 0).
 pub const OWNER_NAME: &str = "root";
-/// Type flag of an old-GNU sparse file.
-const TYPE_GNU_SPARSE: u8 = b'S';
 /// gzip compression level. With the zlib-rs backend, level 9 compresses better than GNU
 /// `gzip -6` (the old pipeline's `tar -z`) and still runs faster than it; level 6 is about 3%
-/// larger (measured in docs/BENCHMARKS.md).
+/// larger (the benchmark, `crates/mkimage-bench`, measures both).
 pub const GZIP_LEVEL: u32 = 9;
 
 /// Checks that a disk size is acceptable to GCE (a whole, non-zero number of GiB).
@@ -72,7 +63,7 @@ fn sparse_map(image: &Image) -> Vec<(u64, u64)> {
 fn header_blocks(image: &Image) -> Result<Vec<u8>, Error> {
     let map = sparse_map(image);
     let stored: u64 = map.iter().map(|&(_, len)| len).sum();
-    let mut block = tar::Header::new_gnu();
+    let mut block = ::tar::Header::new_gnu();
     let header = block.as_gnu_mut().ok_or_else(|| Error::Internal("tar header is not GNU".into()))?;
     {
         let h = header.as_header_mut();
@@ -82,7 +73,7 @@ fn header_blocks(image: &Image) -> Result<Vec<u8>, Error> {
         h.set_gid(0);
         h.set_size(stored);
         h.set_mtime(image.plan().timestamp.unix());
-        h.set_entry_type(tar::EntryType::new(TYPE_GNU_SPARSE));
+        h.set_entry_type(::tar::EntryType::new(TYPE_GNU_SPARSE));
         h.set_username(OWNER_NAME).map_err(|e| Error::Internal(format!("tar header: {e}")))?;
         h.set_groupname(OWNER_NAME).map_err(|e| Error::Internal(format!("tar header: {e}")))?;
     }
@@ -133,7 +124,7 @@ impl<'a> TarStream<'a> {
     }
 }
 
-impl crate::pgzip::Source for TarStream<'_> {
+impl super::pgzip::Source for TarStream<'_> {
     fn len(&self) -> u64 {
         self.len
     }
@@ -168,12 +159,16 @@ impl crate::pgzip::Source for TarStream<'_> {
     }
 }
 
-/// Writes the tarball of `image` to `out`. Refuses, before writing anything, a disk size that
-/// is not a whole number of GiB. Returns the number of compressed bytes written.
-pub(crate) fn write_tarball<W: Write + Send>(image: &Image, out: W) -> Result<u64, Error> {
-    check_disk_size(image.disk_size())?;
-    let stream = TarStream::new(image)?;
-    let (_, written) =
-        crate::pgzip::compress(&stream, out, GZIP_LEVEL, crate::pgzip::default_threads()).map_err(Error::write)?;
-    Ok(written)
+impl Image {
+    /// Writes the Google Compute Engine import tarball (see [`crate::output::gce`]) to `out`,
+    /// which need not be seekable. Compression runs on all available cores; the bytes do not
+    /// depend on how many there are. Refuses, before writing anything, a disk size that is not a
+    /// whole number of GiB. Returns the number of compressed bytes written.
+    pub fn write_gce<W: Write + Send>(&self, out: W) -> Result<u64, Error> {
+        check_disk_size(self.disk_size())?;
+        let stream = TarStream::new(self)?;
+        let (_, written) =
+            super::pgzip::compress(&stream, out, GZIP_LEVEL, super::pgzip::default_threads()).map_err(Error::write)?;
+        Ok(written)
+    }
 }

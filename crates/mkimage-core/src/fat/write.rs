@@ -6,18 +6,16 @@ use std::cell::Cell;
 use std::io::{Seek, SeekFrom, Write};
 use std::sync::Arc;
 
+use super::plan::{FAT_COPIES, FatGeometry, FatType};
+use super::{
+    FAT16_EOC_MIN, FAT32_BACKUP_BOOT_SECTOR, FAT32_ENTRY_MASK, FAT32_EOC_MIN, FAT32_FSINFO_SECTOR, bpb, fsinfo,
+};
 use crate::Error;
-use crate::fat_plan::{FAT_COPIES, FAT32_BACKUP_BOOT_SECTOR, FAT32_FSINFO_SECTOR, FatGeometry, FatType, SECTOR_SIZE};
-use crate::layout::{Layout, SECTOR};
+use crate::bytes::{Le, LeInt, SECTOR_BYTES, SECTOR_SIZE};
+use crate::layout::Layout;
 use crate::sparse::{Slice, SparseDisk};
 use crate::time::{FatDateTime, Timestamp};
 
-/// Offset of the hidden-sectors field (sectors before the partition) in a FAT boot sector.
-const BPB_HIDDEN_SECTORS: u64 = 0x1c;
-/// Offset of the free-cluster count in the FSInfo sector.
-const FSINFO_FREE_COUNT: u64 = 488;
-/// Offset of the next-free-cluster hint in the FSInfo sector.
-const FSINFO_NEXT_FREE: u64 = 492;
 /// Media descriptor of a fixed disk.
 const MEDIA_FIXED_DISK: u8 = 0xf8;
 /// BIOS drive number of the first hard disk, recorded in the boot sector.
@@ -26,12 +24,6 @@ const DRIVE_FIRST_HARD_DISK: u8 = 0x80;
 const BPB_SECTORS_PER_TRACK: u16 = 63;
 /// Heads recorded in the BPB.
 const BPB_HEADS: u16 = 255;
-/// Smallest FAT32 value marking the end of a cluster chain.
-const FAT32_EOC_MIN: u32 = 0x0fff_fff8;
-/// Bits of a FAT32 entry that hold the value (the top four are reserved).
-const FAT32_ENTRY_MASK: u32 = 0x0fff_ffff;
-/// Smallest FAT16 value marking the end of a cluster chain.
-const FAT16_EOC_MIN: u32 = 0xfff8;
 
 thread_local! {
     /// The time every directory entry gets while this thread assembles a filesystem.
@@ -129,59 +121,62 @@ pub(crate) fn write_fat(
         return Err(Error::Internal("the kernel was not written completely into its planned clusters".into()));
     }
     let base = part.byte_offset();
-    let hidden = u32::try_from(part.start).map_err(|e| Error::Internal(e.to_string()))?.to_le_bytes();
-    disk.write_at(base + BPB_HIDDEN_SECTORS, &hidden).map_err(fat_error("hidden sectors"))?;
+    let hidden = u32::try_from(part.start).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut sectors = vec![0];
     if geometry.fat_type == FatType::Fat32 {
-        let backup = base + u64::from(FAT32_BACKUP_BOOT_SECTOR) * SECTOR;
-        disk.write_at(backup + BPB_HIDDEN_SECTORS, &hidden).map_err(fat_error("hidden sectors"))?;
-        let fsinfo = base + u64::from(FAT32_FSINFO_SECTOR) * SECTOR;
-        disk.write_at(fsinfo + FSINFO_FREE_COUNT, &layout.fat.free_clusters().to_le_bytes())
-            .map_err(fat_error("FSInfo"))?;
-        disk.write_at(fsinfo + FSINFO_NEXT_FREE, &layout.fat.next_free_cluster.to_le_bytes())
-            .map_err(fat_error("FSInfo"))?;
+        sectors.push(FAT32_BACKUP_BOOT_SECTOR);
+    }
+    for sector in sectors {
+        patch_sector(disk, base + u64::from(sector) * SECTOR_SIZE, &[(bpb::HIDDEN_SECTORS, hidden)])?;
+    }
+    if geometry.fat_type == FatType::Fat32 {
+        let fields =
+            [(fsinfo::FREE_COUNT, layout.fat.free_clusters()), (fsinfo::NEXT_FREE, layout.fat.next_free_cluster)];
+        patch_sector(disk, base + u64::from(FAT32_FSINFO_SECTOR) * SECTOR_SIZE, &fields)?;
     }
     verify(disk, layout)
 }
 
-fn read_u16(disk: &SparseDisk, at: u64) -> u16 {
-    let mut b = [0u8; 2];
-    disk.read_at(at, &mut b);
-    u16::from_le_bytes(b)
+/// Sets 32-bit fields of the sector at byte `at`.
+fn patch_sector(disk: &mut SparseDisk, at: u64, fields: &[(Le<u32>, u32)]) -> Result<(), Error> {
+    let mut sector = read_sector(disk, at);
+    for &(field, value) in fields {
+        field.put(&mut sector, value);
+    }
+    disk.write_at(at, &sector).map_err(fat_error("boot sector fix-up"))
 }
 
-fn read_u32(disk: &SparseDisk, at: u64) -> u32 {
-    let mut b = [0u8; 4];
-    disk.read_at(at, &mut b);
-    u32::from_le_bytes(b)
+fn read_sector(disk: &SparseDisk, at: u64) -> [u8; SECTOR_BYTES] {
+    let mut sector = [0u8; SECTOR_BYTES];
+    disk.read_at(at, &mut sector);
+    sector
+}
+
+fn read_le<T: LeInt>(disk: &SparseDisk, at: u64) -> T {
+    let mut b = [0u8; 8];
+    disk.read_at(at, &mut b[..T::WIDTH]);
+    T::from_le(&b[..T::WIDTH])
 }
 
 /// The boot sector fields that define the geometry, as written.
-fn geometry_on_disk(disk: &SparseDisk, base: u64) -> (u32, u32, u32, u32, u32, u32) {
-    let byte = |at: u64| {
-        let mut b = [0u8; 1];
-        disk.read_at(base + at, &mut b);
-        u32::from(b[0])
-    };
-    let total16 = u32::from(read_u16(disk, base + 0x13));
-    let total = if total16 != 0 { total16 } else { read_u32(disk, base + 0x20) };
-    let fat16_size = u32::from(read_u16(disk, base + 0x16));
-    let fat_size = if fat16_size != 0 { fat16_size } else { read_u32(disk, base + 0x24) };
-    (
-        u32::from(read_u16(disk, base + 0x0b)),
-        byte(0x0d),
-        u32::from(read_u16(disk, base + 0x0e)),
-        u32::from(read_u16(disk, base + 0x11)),
-        total,
-        fat_size,
-    )
+fn geometry_on_disk(sector: &[u8]) -> [u32; 6] {
+    let field16 = |f: Le<u16>| u32::from(f.get(sector).unwrap_or(0));
+    [
+        field16(bpb::BYTES_PER_SECTOR),
+        u32::from(bpb::SECTORS_PER_CLUSTER.get(sector).unwrap_or(0)),
+        field16(bpb::RESERVED_SECTORS),
+        field16(bpb::ROOT_ENTRIES),
+        bpb::total_sectors(sector),
+        bpb::sectors_per_fat(sector),
+    ]
 }
 
 /// Reads FAT entry `cluster` of FAT copy `copy`.
 fn fat_entry(disk: &SparseDisk, base: u64, g: &FatGeometry, copy: u32, cluster: u32) -> u32 {
-    let fat_start = base + u64::from(g.first_fat_sector() + copy * g.sectors_per_fat) * SECTOR;
+    let fat_start = base + u64::from(g.first_fat_sector() + copy * g.sectors_per_fat) * SECTOR_SIZE;
     match g.fat_type {
-        FatType::Fat32 => read_u32(disk, fat_start + u64::from(cluster) * 4) & FAT32_ENTRY_MASK,
-        FatType::Fat16 => u32::from(read_u16(disk, fat_start + u64::from(cluster) * 2)),
+        FatType::Fat32 => read_le::<u32>(disk, fat_start + u64::from(cluster) * 4) & FAT32_ENTRY_MASK,
+        FatType::Fat16 => u32::from(read_le::<u16>(disk, fat_start + u64::from(cluster) * 2)),
     }
 }
 
@@ -190,26 +185,27 @@ fn fat_entry(disk: &SparseDisk, base: u64, g: &FatGeometry, copy: u32, cluster: 
 fn verify(disk: &SparseDisk, layout: &Layout) -> Result<(), Error> {
     let g = &layout.fat.geometry;
     let base = layout.fat_partition.byte_offset();
-    let expected = (
-        SECTOR_SIZE,
+    let expected = [
+        SECTOR_SIZE as u32,
         g.sectors_per_cluster,
         g.reserved_sectors,
         g.root_dir_entries,
         g.total_sectors,
         g.sectors_per_fat,
-    );
+    ];
     let mut boot_sectors = vec![base];
     if g.fat_type == FatType::Fat32 {
-        boot_sectors.push(base + u64::from(FAT32_BACKUP_BOOT_SECTOR) * SECTOR);
+        boot_sectors.push(base + u64::from(FAT32_BACKUP_BOOT_SECTOR) * SECTOR_SIZE);
     }
-    for sector in boot_sectors {
-        let found = geometry_on_disk(disk, sector);
+    for at in boot_sectors {
+        let sector = read_sector(disk, at);
+        let found = geometry_on_disk(&sector);
         if found != expected {
             return Err(Error::Internal(format!(
                 "FAT boot sector geometry {found:?} differs from the plan {expected:?}"
             )));
         }
-        if read_u32(disk, sector + BPB_HIDDEN_SECTORS) != layout.fat_partition.start as u32 {
+        if bpb::HIDDEN_SECTORS.get(&sector) != Some(layout.fat_partition.start as u32) {
             return Err(Error::Internal("FAT hidden-sectors field differs from the partition start".into()));
         }
     }
@@ -240,7 +236,7 @@ fn verify(disk: &SparseDisk, layout: &Layout) -> Result<(), Error> {
             }
         }
         // The first cluster after everything planned must be free.
-        if layout.fat.next_free_cluster - 2 < g.total_clusters()
+        if layout.fat.next_free_cluster - super::FIRST_DATA_CLUSTER < g.total_clusters()
             && fat_entry(disk, base, g, copy, layout.fat.next_free_cluster) != 0
         {
             return Err(Error::Internal(format!("FAT copy {copy}: a cluster beyond the plan is in use")));

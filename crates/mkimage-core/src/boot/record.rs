@@ -1,50 +1,17 @@
-//! The BIOS boot stage: the MBR code and stage 2 (x86 machine code assembled from
-//! `boot/mbr.asm` and `boot/stage2.asm`, committed as `boot/*.bin` and embedded here), and the
-//! *boot record* that tells stage 2 what to load.
+//! The boot record: the one description of what to load that every boot stage follows (the
+//! BIOS stage 2 today). The host computes it from the kernel's [`LoadPlan`] and the kernel
+//! file's place on the disk: *runs* (bytes read from consecutive sectors and copied to
+//! consecutive memory), *zero ranges* (bss), the entry point, the command line and a checksum
+//! of everything loaded.
 //!
-//! Boot flow: the BIOS runs the MBR code, which reads the boot area (stage 2 followed by the
-//! boot record; in the MBR gap or the GPT BIOS boot partition) to 0000:8000 and jumps to stage 2.
-//! Stage 2 checks the record, reads the kernel's sectors (listed in the record as *runs*) and
-//! copies them to their physical addresses, zeroes the *zero ranges* (bss), checks a checksum of
-//! everything it loaded, and enters the kernel the Multiboot 1 way. The record format is
-//! documented at the top of `boot/stage2.asm`; [`BootRecord::encode`] and [`BootRecord::decode`]
-//! are its only writer and reader on the host.
+//! The byte layout is documented at the top of `bios/stage2.asm`; [`field`], [`run_field`] and
+//! [`zero_field`] name every offset once, and [`BootRecord::encode`] and [`BootRecord::decode`]
+//! are the host's only writer and reader.
 
 use crate::Error;
-use crate::layout::SECTOR;
+use crate::bytes::{Le, SECTOR_SIZE};
 use crate::multiboot::LoadPlan;
 
-/// The MBR boot code: the first 440 bytes of LBA 0.
-pub const MBR_CODE: &[u8; MBR_CODE_LEN] = include_bytes!("../boot/mbr.bin");
-/// Stage 2's code, before padding to [`STAGE2_SECTORS`].
-pub const STAGE2_CODE: &[u8] = include_bytes!("../boot/stage2.bin");
-/// Bytes of MBR boot code (the rest of LBA 0 is disk signature and partition table).
-pub const MBR_CODE_LEN: usize = 440;
-/// Offset in the MBR code of the INT 13h disk address packet the MBR code reads stage 2 with.
-pub const MBR_DAP_OFFSET: usize = 0x1a8;
-/// Offset of the DAP's sector count (u16), patched to [`BOOT_AREA_SECTORS`].
-pub const MBR_DAP_COUNT_OFFSET: usize = MBR_DAP_OFFSET + 2;
-/// Offset of the DAP's LBA (u64), patched to the first LBA of the boot area.
-pub const MBR_DAP_LBA_OFFSET: usize = MBR_DAP_OFFSET + 8;
-/// The value the assembled MBR code holds at [`MBR_DAP_LBA_OFFSET`] until patched ("FUKM_LBA"),
-/// checked before patching so that a stale offset cannot corrupt the code.
-pub const MBR_LBA_PLACEHOLDER: u64 = 0x4142_4c5f_4d4b_5546;
-/// Sectors reserved for stage 2's code.
-pub const STAGE2_SECTORS: u64 = 16;
-/// Sectors reserved for the boot record.
-pub const BOOT_RECORD_SECTORS: u64 = 16;
-/// Sectors of the boot area: stage 2 followed by the boot record.
-pub const BOOT_AREA_SECTORS: u64 = STAGE2_SECTORS + BOOT_RECORD_SECTORS;
-/// Largest boot record in bytes.
-pub const BOOT_RECORD_MAX: usize = (BOOT_RECORD_SECTORS * SECTOR) as usize;
-/// Signature stage 2 carries at offset 4 (checked by the MBR code).
-pub const STAGE2_SIGNATURE: &[u8; 8] = b"UKMKSTG2";
-/// Offset of stage 2's signature.
-const STAGE2_SIGNATURE_OFFSET: usize = 4;
-/// Offset of stage 2's version (u16).
-const STAGE2_VERSION_OFFSET: usize = 12;
-/// Offset of the boot-record format stage 2 reads (u16).
-const STAGE2_RECORD_VERSION_OFFSET: usize = 14;
 /// Signature at the start of a boot record.
 pub const RECORD_SIGNATURE: &[u8; 8] = b"UKMKBREC";
 /// Boot record format version written by this library.
@@ -55,23 +22,77 @@ pub const RECORD_HEADER_LEN: usize = 64;
 pub const RUN_LEN: usize = 24;
 /// Bytes of one zero range in the boot record.
 pub const ZERO_RANGE_LEN: usize = 8;
+/// Largest boot record in bytes: the space every boot stage reserves for it (stage 2 reads it
+/// to A000h-BFFFh).
+pub const BOOT_RECORD_MAX: usize = 8192;
 /// Record flag: do not print the start line.
 pub const FLAG_QUIET: u32 = 1;
-/// Offset of the CRC-32 field in the record header.
-const RECORD_CRC_OFFSET: usize = 0x10;
-/// Most sectors stage 2 reads per INT 13h call (so that a run's sector count can be any u32).
-pub const MAX_SECTORS_PER_READ: u32 = 127;
 
-/// The version of the embedded boot stage, as stage 2 declares it.
-pub fn stage_version() -> u16 {
-    u16::from_le_bytes([STAGE2_CODE[STAGE2_VERSION_OFFSET], STAGE2_CODE[STAGE2_VERSION_OFFSET + 1]])
+/// Offsets of the header fields (the table at the top of `bios/stage2.asm`).
+pub mod field {
+    use crate::bytes::Le;
+    /// The signature, [`super::RECORD_SIGNATURE`] (8 bytes).
+    pub const SIGNATURE: std::ops::Range<usize> = 0..8;
+    /// Format version.
+    pub const VERSION: Le<u16> = Le::at(0x08);
+    /// Header length, [`super::RECORD_HEADER_LEN`].
+    pub const HEADER_LEN: Le<u16> = Le::at(0x0a);
+    /// Total length of the record.
+    pub const TOTAL_LEN: Le<u32> = Le::at(0x0c);
+    /// CRC-32 of the record with this field zero.
+    pub const CRC: Le<u32> = Le::at(0x10);
+    /// Flags ([`super::FLAG_QUIET`]).
+    pub const FLAGS: Le<u32> = Le::at(0x14);
+    /// Physical entry point.
+    pub const ENTRY: Le<u32> = Le::at(0x18);
+    /// Number of runs.
+    pub const RUN_COUNT: Le<u16> = Le::at(0x1c);
+    /// Number of zero ranges.
+    pub const ZERO_COUNT: Le<u16> = Le::at(0x1e);
+    /// Offset of the runs.
+    pub const RUNS: Le<u16> = Le::at(0x20);
+    /// Offset of the zero ranges.
+    pub const ZEROS: Le<u16> = Le::at(0x22);
+    /// Offset of the command line (NUL-terminated).
+    pub const CMDLINE: Le<u16> = Le::at(0x24);
+    /// Offset of the kernel's file name (NUL-terminated).
+    pub const KERNEL_NAME: Le<u16> = Le::at(0x26);
+    /// Offset of the boot loader name (NUL-terminated).
+    pub const LOADER_NAME: Le<u16> = Le::at(0x28);
+    /// Index of the partition holding the kernel.
+    pub const BOOT_PARTITION: Le<u8> = Le::at(0x2c);
+    /// Checksum A over the loaded bytes.
+    pub const SUM_A: Le<u32> = Le::at(0x30);
+    /// Checksum B over the loaded bytes.
+    pub const SUM_B: Le<u32> = Le::at(0x34);
+    /// Kernel file size.
+    pub const KERNEL_SIZE: Le<u32> = Le::at(0x38);
+    /// CRC-32 of stage 2's sectors.
+    pub const STAGE2_CRC: Le<u32> = Le::at(0x3c);
 }
 
-/// Stage 2 padded to its reserved sectors, as written to the disk.
-pub fn stage2_sectors() -> Vec<u8> {
-    let mut bytes = STAGE2_CODE.to_vec();
-    bytes.resize((STAGE2_SECTORS * SECTOR) as usize, 0);
-    bytes
+/// Offsets of a run's fields, from the start of the run.
+pub mod run_field {
+    use crate::bytes::Le;
+    /// First LBA to read.
+    pub const LBA: Le<u64> = Le::at(0);
+    /// Physical destination.
+    pub const DEST: Le<u32> = Le::at(8);
+    /// Bytes to skip in the first sector.
+    pub const SKIP: Le<u16> = Le::at(12);
+    /// Bytes to copy (after two reserved bytes).
+    pub const LEN: Le<u32> = Le::at(16);
+    /// Sectors to read.
+    pub const SECTORS: Le<u32> = Le::at(20);
+}
+
+/// Offsets of a zero range's fields, from the start of the range.
+pub mod zero_field {
+    use crate::bytes::Le;
+    /// Physical destination.
+    pub const DEST: Le<u32> = Le::at(0);
+    /// Bytes to zero.
+    pub const LEN: Le<u32> = Le::at(4);
 }
 
 /// A contiguous stretch of the kernel file on the disk.
@@ -109,7 +130,7 @@ pub struct ZeroRange {
     pub len: u32,
 }
 
-/// Everything stage 2 needs to know (see the module documentation).
+/// Everything a boot stage needs to know (see the module documentation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BootRecord {
     /// Flags ([`FLAG_QUIET`]).
@@ -157,6 +178,15 @@ pub enum RecordError {
     Malformed(&'static str),
 }
 
+/// The CRC-32 a record carries: over its bytes with the CRC field taken as zero.
+fn record_crc(record: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&record[..field::CRC.offset()]);
+    hasher.update(&[0; 4]);
+    hasher.update(&record[field::CRC.end()..]);
+    hasher.finalize()
+}
+
 impl BootRecord {
     /// Serializes the record. Fails if it does not fit in [`BOOT_RECORD_MAX`] bytes.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
@@ -173,119 +203,113 @@ impl BootRecord {
         if total >= BOOT_RECORD_MAX {
             return Err(Error::BootRecordTooLarge { len: total, max: BOOT_RECORD_MAX - 1 });
         }
-        let mut out = Vec::with_capacity(total);
-        out.extend_from_slice(RECORD_SIGNATURE);
-        out.extend_from_slice(&RECORD_VERSION.to_le_bytes());
-        out.extend_from_slice(&(RECORD_HEADER_LEN as u16).to_le_bytes());
-        out.extend_from_slice(&(total as u32).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes()); // CRC, filled in below
-        out.extend_from_slice(&self.flags.to_le_bytes());
-        out.extend_from_slice(&self.entry.to_le_bytes());
-        out.extend_from_slice(&(self.runs.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(self.zeros.len() as u16).to_le_bytes());
-        for offset in [runs_offset, zeros_offset, string_offsets[0], string_offsets[1], string_offsets[2], 0] {
-            out.extend_from_slice(&(offset as u16).to_le_bytes());
+        // Every offset and count now fits its field: the record is under 8 KiB.
+        let small = |n: usize| n as u16;
+        let mut out = vec![0u8; total];
+        out[field::SIGNATURE].copy_from_slice(RECORD_SIGNATURE);
+        field::VERSION.put(&mut out, RECORD_VERSION);
+        field::HEADER_LEN.put(&mut out, small(RECORD_HEADER_LEN));
+        field::TOTAL_LEN.put(&mut out, total as u32);
+        field::FLAGS.put(&mut out, self.flags);
+        field::ENTRY.put(&mut out, self.entry);
+        field::RUN_COUNT.put(&mut out, small(self.runs.len()));
+        field::ZERO_COUNT.put(&mut out, small(self.zeros.len()));
+        field::RUNS.put(&mut out, small(runs_offset));
+        field::ZEROS.put(&mut out, small(zeros_offset));
+        field::CMDLINE.put(&mut out, small(string_offsets[0]));
+        field::KERNEL_NAME.put(&mut out, small(string_offsets[1]));
+        field::LOADER_NAME.put(&mut out, small(string_offsets[2]));
+        field::BOOT_PARTITION.put(&mut out, self.boot_partition);
+        field::SUM_A.put(&mut out, self.checksum.0);
+        field::SUM_B.put(&mut out, self.checksum.1);
+        field::KERNEL_SIZE.put(&mut out, self.kernel_size);
+        field::STAGE2_CRC.put(&mut out, self.stage2_crc);
+        for (i, run) in self.runs.iter().enumerate() {
+            let base = runs_offset + i * RUN_LEN;
+            run_field::LBA.within(base).put(&mut out, run.lba);
+            run_field::DEST.within(base).put(&mut out, run.dest);
+            run_field::SKIP.within(base).put(&mut out, run.skip);
+            run_field::LEN.within(base).put(&mut out, run.len);
+            run_field::SECTORS.within(base).put(&mut out, run.sectors);
         }
-        out.extend_from_slice(&[self.boot_partition, 0, 0, 0]);
-        out.extend_from_slice(&self.checksum.0.to_le_bytes());
-        out.extend_from_slice(&self.checksum.1.to_le_bytes());
-        out.extend_from_slice(&self.kernel_size.to_le_bytes());
-        out.extend_from_slice(&self.stage2_crc.to_le_bytes());
-        debug_assert_eq!(out.len(), RECORD_HEADER_LEN);
-        for run in &self.runs {
-            out.extend_from_slice(&run.lba.to_le_bytes());
-            out.extend_from_slice(&run.dest.to_le_bytes());
-            out.extend_from_slice(&run.skip.to_le_bytes());
-            out.extend_from_slice(&0u16.to_le_bytes());
-            out.extend_from_slice(&run.len.to_le_bytes());
-            out.extend_from_slice(&run.sectors.to_le_bytes());
+        for (i, zero) in self.zeros.iter().enumerate() {
+            let base = zeros_offset + i * ZERO_RANGE_LEN;
+            zero_field::DEST.within(base).put(&mut out, zero.dest);
+            zero_field::LEN.within(base).put(&mut out, zero.len);
         }
-        for zero in &self.zeros {
-            out.extend_from_slice(&zero.dest.to_le_bytes());
-            out.extend_from_slice(&zero.len.to_le_bytes());
+        for (s, at) in strings.into_iter().zip(string_offsets) {
+            out[at..at + s.len()].copy_from_slice(s.as_bytes());
         }
-        for s in strings {
-            out.extend_from_slice(s.as_bytes());
-            out.push(0);
-        }
-        debug_assert_eq!(out.len(), total);
-        let crc = crc32fast::hash(&out);
-        out[RECORD_CRC_OFFSET..RECORD_CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
+        let crc = record_crc(&out);
+        field::CRC.put(&mut out, crc);
         Ok(out)
     }
 
     /// Parses a record (trailing bytes after its total length are ignored). Never panics and
     /// allocates at most in proportion to `bytes.len()`.
     pub fn decode(bytes: &[u8]) -> Result<BootRecord, RecordError> {
-        let u16_at = |at: usize| bytes.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-        let u32_at = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         if bytes.len() < RECORD_HEADER_LEN {
             return Err(RecordError::Truncated);
         }
-        if &bytes[..8] != RECORD_SIGNATURE {
+        if &bytes[field::SIGNATURE] != RECORD_SIGNATURE {
             return Err(RecordError::BadSignature);
         }
-        let version = u16_at(8).ok_or(RecordError::Truncated)?;
+        let version = field::VERSION.get(bytes).ok_or(RecordError::Truncated)?;
         if version != RECORD_VERSION {
             return Err(RecordError::UnsupportedVersion(version));
         }
-        if u16_at(10) != Some(RECORD_HEADER_LEN as u16) {
+        if field::HEADER_LEN.get(bytes) != Some(RECORD_HEADER_LEN as u16) {
             return Err(RecordError::Malformed("header length"));
         }
-        let total = u32_at(12).ok_or(RecordError::Truncated)? as usize;
+        let total = field::TOTAL_LEN.get(bytes).ok_or(RecordError::Truncated)? as usize;
         if !(RECORD_HEADER_LEN..BOOT_RECORD_MAX).contains(&total) {
             return Err(RecordError::Malformed("total length"));
         }
         let record = bytes.get(..total).ok_or(RecordError::Truncated)?;
-        let mut zeroed = record.to_vec();
-        zeroed[RECORD_CRC_OFFSET..RECORD_CRC_OFFSET + 4].fill(0);
-        if crc32fast::hash(&zeroed) != u32_at(RECORD_CRC_OFFSET).unwrap_or(0) {
+        if record_crc(record) != field::CRC.get(record).unwrap_or(0) {
             return Err(RecordError::BadCrc);
         }
-        let field16 = |at| u16_at(at).map(usize::from).ok_or(RecordError::Truncated);
-        let field32 = |at| u32_at(at).ok_or(RecordError::Truncated);
-        let (run_count, zero_count) = (field16(0x1c)?, field16(0x1e)?);
-        let (runs_at, zeros_at) = (field16(0x20)?, field16(0x22)?);
-        let table = |at: usize, count: usize, len: usize| {
-            record.get(at..at.checked_add(count * len)?).ok_or(RecordError::Malformed("table outside the record")).ok()
+        // The header lies within the record from here on.
+        let get16 = |f: Le<u16>| usize::from(f.get(record).unwrap_or(0));
+        let get32 = |f: Le<u32>| f.get(record).unwrap_or(0);
+        let table = |at: usize, count: usize, len: usize, what: &'static str| {
+            record.get(at..at + count * len).ok_or(RecordError::Malformed(what))
         };
-        let runs_bytes = table(runs_at, run_count, RUN_LEN).ok_or(RecordError::Malformed("runs outside the record"))?;
-        let zero_bytes = table(zeros_at, zero_count, ZERO_RANGE_LEN)
-            .ok_or(RecordError::Malformed("zero ranges outside the record"))?;
-        let runs = runs_bytes
+        let runs = table(get16(field::RUNS), get16(field::RUN_COUNT), RUN_LEN, "runs outside the record")?
             .chunks_exact(RUN_LEN)
             .map(|c| Run {
-                lba: u64::from_le_bytes(c[0..8].try_into().unwrap_or_default()),
-                dest: u32::from_le_bytes(c[8..12].try_into().unwrap_or_default()),
-                skip: u16::from_le_bytes(c[12..14].try_into().unwrap_or_default()),
-                len: u32::from_le_bytes(c[16..20].try_into().unwrap_or_default()),
-                sectors: u32::from_le_bytes(c[20..24].try_into().unwrap_or_default()),
+                lba: run_field::LBA.get(c).unwrap_or(0),
+                dest: run_field::DEST.get(c).unwrap_or(0),
+                skip: run_field::SKIP.get(c).unwrap_or(0),
+                len: run_field::LEN.get(c).unwrap_or(0),
+                sectors: run_field::SECTORS.get(c).unwrap_or(0),
             })
             .collect();
-        let zeros = zero_bytes
-            .chunks_exact(ZERO_RANGE_LEN)
-            .map(|c| ZeroRange {
-                dest: u32::from_le_bytes(c[0..4].try_into().unwrap_or_default()),
-                len: u32::from_le_bytes(c[4..8].try_into().unwrap_or_default()),
-            })
-            .collect();
-        let string = |at: usize| -> Result<String, RecordError> {
-            let tail = record.get(at..).ok_or(RecordError::Malformed("string outside the record"))?;
+        let zeros =
+            table(get16(field::ZEROS), get16(field::ZERO_COUNT), ZERO_RANGE_LEN, "zero ranges outside the record")?
+                .chunks_exact(ZERO_RANGE_LEN)
+                .map(|c| ZeroRange {
+                    dest: zero_field::DEST.get(c).unwrap_or(0),
+                    len: zero_field::LEN.get(c).unwrap_or(0),
+                })
+                .collect();
+        let string = |f: Le<u16>| -> Result<String, RecordError> {
+            let tail = record.get(get16(f)..).ok_or(RecordError::Malformed("string outside the record"))?;
             let end = tail.iter().position(|&b| b == 0).ok_or(RecordError::Malformed("unterminated string"))?;
             String::from_utf8(tail[..end].to_vec()).map_err(|_| RecordError::Malformed("string is not UTF-8"))
         };
         Ok(BootRecord {
-            flags: field32(0x14)?,
-            entry: field32(0x18)?,
+            flags: get32(field::FLAGS),
+            entry: get32(field::ENTRY),
             runs,
             zeros,
-            cmdline: string(field16(0x24)?)?,
-            kernel_name: string(field16(0x26)?)?,
-            loader_name: string(field16(0x28)?)?,
-            boot_partition: record[0x2c],
-            checksum: (field32(0x30)?, field32(0x34)?),
-            kernel_size: field32(0x38)?,
-            stage2_crc: field32(0x3c)?,
+            cmdline: string(field::CMDLINE)?,
+            kernel_name: string(field::KERNEL_NAME)?,
+            loader_name: string(field::LOADER_NAME)?,
+            boot_partition: field::BOOT_PARTITION.get(record).unwrap_or(0),
+            checksum: (get32(field::SUM_A), get32(field::SUM_B)),
+            kernel_size: get32(field::KERNEL_SIZE),
+            stage2_crc: get32(field::STAGE2_CRC),
         })
     }
 }
@@ -306,9 +330,9 @@ pub fn plan_runs(load: &LoadPlan, extents: &[FileExtent]) -> (Vec<(Run, u64)>, V
             };
             let in_extent = offset - extent.file_offset;
             let len = (end - offset).min(extent.len - in_extent);
-            let lba = extent.lba + in_extent / SECTOR;
-            let skip = (in_extent % SECTOR) as u16;
-            let sectors = (u64::from(skip) + len).div_ceil(SECTOR) as u32;
+            let lba = extent.lba + in_extent / SECTOR_SIZE;
+            let skip = (in_extent % SECTOR_SIZE) as u16;
+            let sectors = (u64::from(skip) + len).div_ceil(SECTOR_SIZE) as u32;
             runs.push((Run { lba, dest: dest as u32, skip, len: len as u32, sectors }, offset));
             offset += len;
             dest += len;
@@ -342,33 +366,6 @@ pub fn load_checksum<'a>(run_bytes: impl IntoIterator<Item = &'a [u8]>) -> (u32,
         }
     }
     (a, b)
-}
-
-/// The MBR code with the boot area's location patched in.
-pub fn patched_mbr_code(boot_area_lba: u64) -> Result<[u8; MBR_CODE_LEN], Error> {
-    let mut code = *MBR_CODE;
-    let placeholder =
-        u64::from_le_bytes(code[MBR_DAP_LBA_OFFSET..MBR_DAP_LBA_OFFSET + 8].try_into().unwrap_or_default());
-    if placeholder != MBR_LBA_PLACEHOLDER || code[MBR_DAP_OFFSET] != 16 {
-        return Err(Error::Internal("the embedded MBR code has no disk address packet where expected".into()));
-    }
-    code[MBR_DAP_COUNT_OFFSET..MBR_DAP_COUNT_OFFSET + 2].copy_from_slice(&(BOOT_AREA_SECTORS as u16).to_le_bytes());
-    code[MBR_DAP_LBA_OFFSET..MBR_DAP_LBA_OFFSET + 8].copy_from_slice(&boot_area_lba.to_le_bytes());
-    Ok(code)
-}
-
-/// Checks that the embedded stage 2 is what this module expects (signature, record format,
-/// size).
-pub fn check_stage2() -> Result<(), Error> {
-    let signature_ok =
-        STAGE2_CODE.get(STAGE2_SIGNATURE_OFFSET..STAGE2_SIGNATURE_OFFSET + 8) == Some(&STAGE2_SIGNATURE[..]);
-    let record_version = STAGE2_CODE
-        .get(STAGE2_RECORD_VERSION_OFFSET..STAGE2_RECORD_VERSION_OFFSET + 2)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]));
-    if !signature_ok || record_version != Some(RECORD_VERSION) || STAGE2_CODE.len() as u64 > STAGE2_SECTORS * SECTOR {
-        return Err(Error::Internal("the embedded stage 2 does not match this library".into()));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -527,15 +524,5 @@ mod tests {
         // Partial dwords are zero-padded per run, not carried into the next run.
         assert_eq!(load_checksum([&[1u8][..], &[1u8][..]]), (2, 3));
         assert_eq!(load_checksum([&[0, 0, 0, 0x80, 0, 0, 0, 0x80][..]]), (0, 0x8000_0000));
-    }
-
-    #[test]
-    fn embedded_boot_code_is_consistent() {
-        check_stage2().unwrap();
-        assert_eq!(stage_version(), 1);
-        let code = patched_mbr_code(64).unwrap();
-        assert_eq!(u16::from_le_bytes([code[MBR_DAP_COUNT_OFFSET], code[MBR_DAP_COUNT_OFFSET + 1]]), 32);
-        assert_eq!(u64::from_le_bytes(code[MBR_DAP_LBA_OFFSET..MBR_DAP_LBA_OFFSET + 8].try_into().unwrap()), 64);
-        assert_eq!(stage2_sectors().len(), 8192);
     }
 }

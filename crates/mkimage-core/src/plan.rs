@@ -1,0 +1,185 @@
+//! The plan: everything decided about an image before any byte is placed, computed from the
+//! kernel and the options without I/O. It holds the disk layout, the kernel's load plan, the
+//! boot record every boot stage follows, the identifiers and the build-information text.
+
+use crate::Error;
+use crate::boot::bios;
+use crate::boot::record::{self, BootRecord, FileExtent};
+use crate::fat::plan::check_name;
+use crate::ident::{Identifiers, Identity, sha256};
+use crate::kernel::{Kernel, MAX_KERNEL_SIZE};
+use crate::layout::{Layout, LayoutRequest, PartitionTable};
+use crate::multiboot::LoadPlan;
+use crate::time::Timestamp;
+
+/// Longest command line, in bytes, excluding the terminating NUL.
+pub const MAX_CMDLINE_LEN: usize = 4095;
+/// Name of the human-readable file that records how the image was built.
+pub const INFO_FILE_NAME: &str = "build-info.txt";
+/// This tool's version, recorded in the image.
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The options of a build, as [`crate::ImageBuilder`] collects them.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    /// Name of the kernel on the disk (default: the kernel's own).
+    pub(crate) name: Option<String>,
+    /// Arguments after the name on the command line.
+    pub(crate) args: Vec<String>,
+    /// Partitioning scheme.
+    pub(crate) table: PartitionTable,
+    /// Disk size in bytes.
+    pub(crate) disk_size: u64,
+    /// Timestamp recorded in the filesystem and the tarball.
+    pub(crate) timestamp: Timestamp,
+    /// Seed of the identifiers, instead of the content.
+    pub(crate) seed: Option<Vec<u8>>,
+    /// Whether the boot stage keeps quiet on success.
+    pub(crate) quiet_boot: bool,
+}
+
+/// Everything decided about an image before any byte is placed: the disk layout, the command
+/// line, the identifiers and the build-information text. Computing it does no I/O.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Disk layout: partitions, filesystem geometry, where every file lies.
+    pub layout: Layout,
+    /// The command line the kernel receives: its name, then the arguments, space-separated.
+    pub cmdline: String,
+    /// SHA-256 of the kernel bytes.
+    pub kernel_sha256: [u8; 32],
+    /// The disk's identifiers (disk signature, GUIDs, volume id).
+    pub ids: Identifiers,
+    /// Timestamp recorded in the filesystem and the tarball.
+    pub timestamp: Timestamp,
+    /// Contents of the build-information file.
+    pub info_text: String,
+    /// Where the kernel's bytes go in memory and where it starts.
+    pub load: LoadPlan,
+    /// What stage 2 is told to do.
+    pub boot_record: BootRecord,
+}
+
+impl Plan {
+    /// Plans the image of `kernel` with `options`.
+    pub(crate) fn new(kernel: &Kernel, options: &Options) -> Result<Plan, Error> {
+        let name = options.name.as_deref().unwrap_or(kernel.name());
+        let origin = || kernel.origin.clone();
+        check_name(name).map_err(|reason| Error::InvalidName { kernel: origin(), name: name.to_owned(), reason })?;
+        if name == INFO_FILE_NAME {
+            return Err(Error::InvalidName {
+                kernel: origin(),
+                name: name.to_owned(),
+                reason: "this name is taken by the build-information file",
+            });
+        }
+        let bytes = kernel.bytes();
+        if bytes.is_empty() {
+            return Err(Error::KernelEmpty { name: kernel.origin.clone() });
+        }
+        if bytes.len() as u64 > MAX_KERNEL_SIZE {
+            return Err(Error::KernelTooLarge {
+                name: kernel.origin.clone(),
+                size: bytes.len() as u64,
+                max: MAX_KERNEL_SIZE,
+            });
+        }
+        let load =
+            LoadPlan::new(bytes).map_err(|source| Error::InvalidKernel { name: kernel.origin.clone(), source })?;
+        let cmdline =
+            std::iter::once(name).chain(options.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+        if cmdline.contains('\0') {
+            return Err(Error::InvalidArgument {
+                kernel: origin(),
+                reason: "an argument contains a NUL byte, which cannot be passed on a command line",
+            });
+        }
+        if cmdline.len() > MAX_CMDLINE_LEN {
+            return Err(Error::CommandLineTooLong {
+                kernel: kernel.origin.clone(),
+                len: cmdline.len(),
+                max: MAX_CMDLINE_LEN,
+            });
+        }
+        let kernel_sha256 = sha256(bytes);
+        let identity = match &options.seed {
+            Some(seed) => Identity::from_seed(seed),
+            None => Identity::from_content(&kernel_sha256, &cmdline, options.table.name(), options.disk_size),
+        };
+        let info_text = build_info(name, bytes.len() as u64, &kernel_sha256, &cmdline, options.table, &load);
+        let layout = Layout::plan(&LayoutRequest {
+            table: options.table,
+            disk_size: options.disk_size,
+            kernel_name: name,
+            kernel_size: bytes.len() as u64,
+            info_name: INFO_FILE_NAME,
+            info_size: info_text.len() as u64,
+        })
+        .map_err(|e| match e {
+            // Name the kernel as the user knows it (its path), not by its name on the disk.
+            Error::DiskTooSmall { size, needed, .. } => Error::DiskTooSmall { kernel: origin(), size, needed },
+            other => other,
+        })?;
+        let boot_record = boot_record_for(&layout, &load, bytes, name, &cmdline, options.quiet_boot)?;
+        let ids = identity.identifiers();
+        Ok(Plan { layout, cmdline, kernel_sha256, ids, timestamp: options.timestamp, info_text, load, boot_record })
+    }
+}
+
+/// The boot record for a planned layout: the kernel file is one contiguous extent.
+fn boot_record_for(
+    layout: &Layout,
+    load: &LoadPlan,
+    kernel: &[u8],
+    name: &str,
+    cmdline: &str,
+    quiet: bool,
+) -> Result<BootRecord, Error> {
+    let extent = FileExtent { file_offset: 0, lba: layout.kernel.sectors.start, len: kernel.len() as u64 };
+    let (runs, zeros) = record::plan_runs(load, &[extent]);
+    let checksum = record::load_checksum(runs.iter().map(|(run, offset)| {
+        let start = *offset as usize;
+        &kernel[start..start + run.len as usize]
+    }));
+    Ok(BootRecord {
+        flags: if quiet { record::FLAG_QUIET } else { 0 },
+        entry: load.entry,
+        runs: runs.into_iter().map(|(run, _)| run).collect(),
+        zeros,
+        cmdline: cmdline.to_owned(),
+        kernel_name: name.to_owned(),
+        loader_name: format!("unikernel-mkimage {TOOL_VERSION}"),
+        boot_partition: layout.fat_partition_index(),
+        checksum,
+        kernel_size: kernel.len() as u32,
+        stage2_crc: crc32fast::hash(&bios::stage2_sectors()),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The text of the build-information file.
+fn build_info(name: &str, size: u64, sha: &[u8; 32], cmdline: &str, table: PartitionTable, load: &LoadPlan) -> String {
+    let mut text = format!(
+        "This disk was made by unikernel-mkimage {TOOL_VERSION} (boot stage {}).\n\
+         kernel file: {name}\n\
+         kernel size: {size} bytes\n\
+         kernel sha256: {}\n\
+         command line: {cmdline}\n\
+         partition table: {table}\n\
+         kernel format: {}, entry point {:#010x}\n",
+        bios::stage_version(),
+        hex(sha),
+        load.format,
+        load.entry,
+    );
+    for s in &load.segments {
+        text.push_str(&format!(
+            "load: file bytes {:#x}+{:#x} to {:#010x}, {:#x} bytes in memory\n",
+            s.file_offset, s.file_size, s.addr, s.mem_size
+        ));
+    }
+    text
+}
