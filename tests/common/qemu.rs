@@ -7,8 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The I/O port and size of QEMU's isa-debug-exit device, as the fixtures expect it.
-pub const DEBUG_EXIT_DEVICE: &str = "isa-debug-exit,iobase=0xf4,iosize=0x04";
+pub use mkimage_cli::qemu::DEBUG_EXIT_DEVICE;
 /// QEMU's exit status when a fixture reports success (0x10 << 1 | 1).
 pub const EXIT_PASS: i32 = 33;
 /// QEMU's exit status when a fixture reports a failure (0x11 << 1 | 1).
@@ -20,26 +19,9 @@ pub use mkimage_cli::qemu::Disk;
 /// The common QEMU arguments: machine, memory, serial console on stdout, nothing else that
 /// could slow the boot, the debug-exit device, and no writes to the image.
 pub fn base_args(machine: &str, memory: &str) -> Vec<String> {
-    [
-        "-machine",
-        machine,
-        "-m",
-        memory,
-        "-accel",
-        "tcg",
-        "-nodefaults",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-no-reboot",
-        "-snapshot",
-        "-device",
-        DEBUG_EXIT_DEVICE,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    let mut args = mkimage_cli::qemu::headless(machine, memory);
+    args.extend(["-accel", "tcg", "-no-reboot", "-snapshot", "-device", DEBUG_EXIT_DEVICE].map(String::from));
+    args
 }
 
 /// What a QEMU run produced.

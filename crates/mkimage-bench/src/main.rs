@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mkimage_cli::qemu::Disk;
+use mkimage_cli::qemu::{self, Disk};
 
 /// Size of the small kernel: Solo5's `test_hello.virtio`.
 const SMALL_KERNEL: usize = 225_408;
@@ -168,8 +168,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Median boot time over `runs`, or `None` if a boot did not reach the first line.
-fn boot(base: &[&str], extra: &[String], runs: u32) -> Option<f64> {
-    let args: Vec<String> = base.iter().map(|s| s.to_string()).chain(extra.iter().cloned()).collect();
+fn boot(base: &[String], extra: &[String], runs: u32) -> Option<f64> {
+    let args: Vec<String> = base.iter().chain(extra).cloned().collect();
     let times: Option<Vec<f64>> = (0..runs).map(|_| boot_once(&args)).collect();
     times.map(median)
 }
@@ -221,6 +221,21 @@ struct Target {
     met: bool,
 }
 
+/// Everything a run of the benchmark shares: the configuration, the programs compared, the
+/// working directory, and the report being written.
+struct Bench {
+    config: Config,
+    /// This tool's release binary.
+    tool: PathBuf,
+    /// Its bytes (padding for the synthetic kernels).
+    binary: Vec<u8>,
+    /// The old pipeline's script.
+    old: PathBuf,
+    work: tempfile::TempDir,
+    report: String,
+    targets: Vec<Target>,
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -246,207 +261,228 @@ fn main() {
         .args(["build", "--release", "--quiet", "-p", "mkimage-cli", "--bin", "unikernel-mkimage"])
         .current_dir(root()));
     let tool = root().join("target/release/unikernel-mkimage").canonicalize().unwrap();
-    let binary = std::fs::read(&tool).unwrap();
-    let old = root().join("tests/support/syslinux-mkimage.sh").canonicalize().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let w = work.path();
+    let mut bench = Bench {
+        binary: std::fs::read(&tool).unwrap(),
+        tool,
+        old: root().join("tests/support/syslinux-mkimage.sh").canonicalize().unwrap(),
+        work: tempfile::tempdir().unwrap(),
+        report: String::new(),
+        targets: Vec::new(),
+        config,
+    };
+    bench.introduction();
+    bench.boot_times();
+    bench.builds();
+    bench.finish();
+}
 
-    let mut report = String::new();
-    let mut targets = Vec::new();
-    let _ = writeln!(report, "# Benchmarks\n");
-    let _ = writeln!(
-        report,
-        "Produced by `cargo run --release -p mkimage-bench` (crates/mkimage-bench). Everything below was measured \
-         in one run on one machine, side by side; compare ratios, not absolute times. Build times are hyperfine \
-         medians ({} runs; {} for the old pipeline); boot times are medians of {} boots.\n",
-        config.runs, config.slow_runs, config.boot_runs
-    );
-    let _ = writeln!(report, "## Machine\n\n{}", machine_description());
-    let _ = writeln!(
-        report,
-        "\"Old pipeline\" is `tests/support/syslinux-mkimage.sh`: the steps of `solo5-virtio-mkimage` with Debian's \
-         sfdisk, mkdosfs, SYSLINUX (`mbr.bin`, `mboot.c32 -aout`), mtools, dd and GNU `tar -Sczf`.\n"
-    );
-
-    // Boot time.
-    eprintln!("mkimage-bench: boot times");
-    let _ = writeln!(report, "## Boot time (QEMU start to the fixture's first line, TCG)\n");
-    let _ = writeln!(
-        report,
-        "Overhead is the time beyond QEMU `-kernel`, which hands the kernel over directly; the `-kernel` runs \
-         have the same disk attached, so the firmware's set-up of that disk, paid by every boot from it, is not \
-         counted as loader overhead. Boots are measured first, on a quiet machine.\n\n\
-         | kernel | disk | `-kernel` | ours | SYSLINUX | our overhead | SYSLINUX overhead | ours / SYSLINUX overhead |\n|---|---|---|---|---|---|---|---|"
-    );
-    let base = [
-        "-machine",
-        "pc",
-        "-m",
-        "128",
-        "-nodefaults",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-no-reboot",
-        "-device",
-        "isa-debug-exit,iobase=0xf4,iosize=4",
-    ];
-    for (fixture, label) in [("hello.elf", "hello (7 KB)"), ("large.bin", "large (32 MiB)")] {
-        let src = root().join("fixtures").join(fixture);
-        let ours = w.join(format!("boot-ours-{fixture}.raw"));
-        let old_image = w.join(format!("boot-old-{fixture}.raw"));
-        run(Command::new(&tool).args(["build", "-q", "--force"]).arg(&src).arg("-o").arg(&ours).args(["--", "x"]));
-        run(Command::new("sh").arg(&old).arg("raw").arg(&old_image).arg(&src).arg("x"));
-        for disk in [Disk::Ide, Disk::VirtioScsi] {
-            // The -kernel baseline has the same disk attached, so the firmware's set-up of the
-            // disk, which every boot from it pays whatever the loader, is not counted as loader
-            // overhead. The three kinds of boot alternate so that drift affects them alike.
-            let mut direct_args = disk_args(disk, &ours);
-            direct_args.extend(["-kernel".into(), src.display().to_string(), "-append".into(), "x".into()]);
-            let (mut direct_t, mut ours_t, mut old_t) = (Vec::new(), Vec::new(), Vec::new());
-            for _ in 0..config.boot_runs {
-                direct_t.push(boot(&base, &direct_args, 1));
-                ours_t.push(boot(&base, &disk_args(disk, &ours), 1));
-                old_t.push(boot(&base, &disk_args(disk, &old_image), 1));
-            }
-            let all = |v: Vec<Option<f64>>| v.into_iter().collect::<Option<Vec<f64>>>().map(median);
-            let (direct, ours_t, old_t) = (all(direct_t), all(ours_t), all(old_t));
-            let (Some(d), Some(o), Some(s)) = (direct, ours_t, old_t) else {
-                let _ = writeln!(report, "| {label} | {disk} | did not boot | | | | | |");
-                continue;
-            };
-            let ratio = (o - d) / (s - d);
-            let _ = writeln!(
-                report,
-                "| {label} | {disk} | {} | {} | {} | {} | {} | {:.0}% |",
-                ms(d),
-                ms(o),
-                ms(s),
-                ms(o - d),
-                ms(s - d),
-                ratio * 100.0
-            );
-            targets.push(Target {
-                what: format!("boot overhead, {label} over {disk}: at most 25% of SYSLINUX's"),
-                measured: format!("{:.0}%", ratio * 100.0),
-                met: ratio <= 0.25,
-            });
-        }
-    }
-
-    // Build time, size and memory for each kernel.
-    let _ = writeln!(report, "\n## Build time\n");
-    let _ = writeln!(
-        report,
-        "| kernel | old raw | ours raw | old GCE | ours GCE | speed-up (GCE) | `gzip -6` kernel | `tar -Sczf` sparse 1 GiB | ours GCE / tar | ours GCE / gzip |"
-    );
-    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|");
-    let mut sizes = String::new();
-    let mut memory = String::new();
-    for (kind, len) in [("small", SMALL_KERNEL), ("medium", MEDIUM_KERNEL), ("large", LARGE_KERNEL)] {
-        eprintln!("mkimage-bench: {kind} kernel ({len} bytes)");
-        let kernel = w.join(format!("{kind}.bin"));
-        std::fs::write(&kernel, make_kernel(kind, len, &binary)).unwrap();
-        let k = sh_quote(&kernel);
-        let t = sh_quote(&tool);
-        let o = sh_quote(&old);
-        // The limit: a sparse 1 GiB file holding the kernel where an image would, tarred.
-        let sparse_dir = w.join(format!("{kind}-sparse"));
-        std::fs::create_dir_all(&sparse_dir).unwrap();
-        {
-            use std::io::{Seek, SeekFrom, Write};
-            let mut f = std::fs::File::create(sparse_dir.join("disk.raw")).unwrap();
-            f.set_len(1 << 30).unwrap();
-            f.seek(SeekFrom::Start(4 << 20)).unwrap();
-            f.write_all(&std::fs::read(&kernel).unwrap()).unwrap();
-        }
-        let old_raw = hyperfine(w, &format!("{kind}-old-raw"), &format!("sh {o} raw old.raw {k}"), config.slow_runs);
-        let old_tar = hyperfine(w, &format!("{kind}-old-tar"), &format!("sh {o} tar old.tar.gz {k}"), config.slow_runs);
-        let ours_raw =
-            hyperfine(w, &format!("{kind}-ours-raw"), &format!("{t} build -q --force {k} -o ours.raw"), config.runs);
-        let ours_gce =
-            hyperfine(w, &format!("{kind}-ours-gce"), &format!("{t} build -q --force {k} -o ours.tar.gz"), config.runs);
-        let gzip = hyperfine(w, &format!("{kind}-gzip"), &format!("gzip -6 -c {k} > kernel.gz"), config.runs);
-        let tar = hyperfine(
-            w,
-            &format!("{kind}-tar"),
-            &format!("tar -C {} -Sczf sparse.tar.gz disk.raw", sh_quote(&sparse_dir)),
-            config.runs,
-        );
+impl Bench {
+    fn introduction(&mut self) {
+        let report = &mut self.report;
+        let _ = writeln!(report, "# Benchmarks\n");
         let _ = writeln!(
             report,
-            "| {kind} ({len} B) | {} | {} | {} | {} | {:.0}x | {} | {} | {:.2} | {:.2} |",
-            ms(old_raw),
-            ms(ours_raw),
-            ms(old_tar),
-            ms(ours_gce),
-            old_tar / ours_gce,
-            ms(gzip),
-            ms(tar),
-            ours_gce / tar,
-            ours_gce / gzip
+            "Produced by `cargo run --release -p mkimage-bench` (crates/mkimage-bench). Everything below was measured \
+             in one run on one machine, side by side; compare ratios, not absolute times. Build times are hyperfine \
+             medians ({} runs; {} for the old pipeline); boot times are medians of {} boots.\n",
+            self.config.runs, self.config.slow_runs, self.config.boot_runs
         );
-        if kind == "small" {
-            targets.push(Target {
-                what: "GCE build of the ~225 KB kernel at least 100x faster than the old pipeline".into(),
-                measured: format!("{:.0}x", old_tar / ours_gce),
-                met: old_tar / ours_gce >= 100.0,
-            });
-            targets.push(Target {
-                what: "GCE build of the ~225 KB kernel within 1.5x `tar -Sczf` of the sparse file".into(),
-                measured: format!("{:.2}x", ours_gce / tar),
-                met: ours_gce / tar <= 1.5,
-            });
-        }
-        if kind == "large" {
-            targets.push(Target {
-                what: "GCE build of the 64 MiB kernel within 1.2x `gzip -6` of the kernel alone".into(),
-                measured: format!("{:.2}x", ours_gce / gzip),
-                met: ours_gce / gzip <= 1.2,
-            });
-        }
-        let size = |p: &str| std::fs::metadata(w.join(p)).map(|m| m.len()).unwrap_or(0);
-        let (ours_size, old_size, gzip_size) = (size("ours.tar.gz"), size("old.tar.gz"), size("kernel.gz"));
+        let _ = writeln!(report, "## Machine\n\n{}", machine_description());
         let _ = writeln!(
-            sizes,
-            "| {kind} | {ours_size} | {old_size} | {gzip_size} | {:+} |",
-            ours_size as i64 - gzip_size as i64
+            report,
+            "\"Old pipeline\" is `tests/support/syslinux-mkimage.sh`: the steps of `solo5-virtio-mkimage` with Debian's \
+             sfdisk, mkdosfs, SYSLINUX (`mbr.bin`, `mboot.c32 -aout`), mtools, dd and GNU `tar -Sczf`.\n"
         );
-        targets.push(Target {
-            what: format!("{kind} kernel: tarball within `gzip -6` of the kernel + 8 KiB"),
-            measured: format!("{:+} bytes", ours_size as i64 - gzip_size as i64),
-            met: ours_size <= gzip_size + 8192,
-        });
-        let rss_raw = peak_rss(w, &format!("{t} build -q --force {k} -o ours.raw"));
-        let rss_gce = peak_rss(w, &format!("{t} build -q --force {k} -o ours.tar.gz"));
-        let rss_old = peak_rss(w, &format!("sh {o} tar old.tar.gz {k}"));
-        let limit_kib = (len as u64 + (16 << 20)) / 1024;
-        let _ = writeln!(memory, "| {kind} | {} | {rss_raw} | {rss_gce} | {rss_old} | {limit_kib} |", len / 1024);
-        targets.push(Target {
-            what: format!("{kind} kernel: peak RSS within kernel size + 16 MiB"),
-            measured: format!("{} KiB (limit {limit_kib} KiB)", rss_raw.max(rss_gce)),
-            met: rss_raw.max(rss_gce) <= limit_kib,
-        });
     }
-    let _ = writeln!(report, "\n## Output size (GCE tarball, bytes)\n");
-    let _ = writeln!(
-        report,
-        "| kernel | ours | old pipeline | `gzip -6` of the kernel | ours - gzip |\n|---|---|---|---|---|"
-    );
-    report.push_str(&sizes);
-    let _ = writeln!(report, "\n## Peak memory (KiB, `/usr/bin/time -f %M`)\n");
-    let _ = writeln!(
-        report,
-        "| kernel | kernel size | ours raw | ours GCE | old pipeline (GCE) | limit: kernel + 16 MiB |\n|---|---|---|---|---|---|"
-    );
-    report.push_str(&memory);
 
-    let _ = writeln!(report, "\n## Targets\n\n| target | measured | met |\n|---|---|---|");
-    for t in &targets {
-        let _ = writeln!(report, "| {} | {} | {} |", t.what, t.measured, if t.met { "yes" } else { "**no**" });
+    /// Boot time: QEMU start to the fixture's first line, ours and SYSLINUX against `-kernel`.
+    fn boot_times(&mut self) {
+        let (w, tool, old) = (self.work.path(), &self.tool, &self.old);
+        let (report, targets) = (&mut self.report, &mut self.targets);
+        eprintln!("mkimage-bench: boot times");
+        let _ = writeln!(report, "## Boot time (QEMU start to the fixture's first line, TCG)\n");
+        let _ = writeln!(
+            report,
+            "Overhead is the time beyond QEMU `-kernel`, which hands the kernel over directly; the `-kernel` runs \
+             have the same disk attached, so the firmware's set-up of that disk, paid by every boot from it, is not \
+             counted as loader overhead. Boots are measured first, on a quiet machine.\n\n\
+             | kernel | disk | `-kernel` | ours | SYSLINUX | our overhead | SYSLINUX overhead | ours / SYSLINUX overhead |\n|---|---|---|---|---|---|---|---|"
+        );
+        let mut base = qemu::headless("pc", "128");
+        base.extend(["-no-reboot", "-device", qemu::DEBUG_EXIT_DEVICE].map(String::from));
+        for (fixture, label) in [("hello.elf", "hello (7 KB)"), ("large.bin", "large (32 MiB)")] {
+            let src = root().join("fixtures").join(fixture);
+            let ours = w.join(format!("boot-ours-{fixture}.raw"));
+            let old_image = w.join(format!("boot-old-{fixture}.raw"));
+            run(Command::new(tool).args(["build", "-q", "--force"]).arg(&src).arg("-o").arg(&ours).args(["--", "x"]));
+            run(Command::new("sh").arg(old).arg("raw").arg(&old_image).arg(&src).arg("x"));
+            for disk in [Disk::Ide, Disk::VirtioScsi] {
+                // The -kernel baseline has the same disk attached, so the firmware's set-up of the
+                // disk, which every boot from it pays whatever the loader, is not counted as loader
+                // overhead. The three kinds of boot alternate so that drift affects them alike.
+                let mut direct_args = disk_args(disk, &ours);
+                direct_args.extend(["-kernel".into(), src.display().to_string(), "-append".into(), "x".into()]);
+                let (mut direct_t, mut ours_t, mut old_t) = (Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..self.config.boot_runs {
+                    direct_t.push(boot(&base, &direct_args, 1));
+                    ours_t.push(boot(&base, &disk_args(disk, &ours), 1));
+                    old_t.push(boot(&base, &disk_args(disk, &old_image), 1));
+                }
+                let all = |v: Vec<Option<f64>>| v.into_iter().collect::<Option<Vec<f64>>>().map(median);
+                let (direct, ours_t, old_t) = (all(direct_t), all(ours_t), all(old_t));
+                let (Some(d), Some(o), Some(s)) = (direct, ours_t, old_t) else {
+                    let _ = writeln!(report, "| {label} | {disk} | did not boot | | | | | |");
+                    continue;
+                };
+                let ratio = (o - d) / (s - d);
+                let _ = writeln!(
+                    report,
+                    "| {label} | {disk} | {} | {} | {} | {} | {} | {:.0}% |",
+                    ms(d),
+                    ms(o),
+                    ms(s),
+                    ms(o - d),
+                    ms(s - d),
+                    ratio * 100.0
+                );
+                targets.push(Target {
+                    what: format!("boot overhead, {label} over {disk}: at most 25% of SYSLINUX's"),
+                    measured: format!("{:.0}%", ratio * 100.0),
+                    met: ratio <= 0.25,
+                });
+            }
+        }
     }
-    std::fs::write(&config.output, &report).unwrap();
-    print!("{report}");
-    eprintln!("mkimage-bench: wrote {}", config.output.display());
+
+    /// Build time, output size and peak memory for each kernel.
+    fn builds(&mut self) {
+        let (w, tool, old, binary) = (self.work.path(), &self.tool, &self.old, &self.binary);
+        let (report, targets, config) = (&mut self.report, &mut self.targets, &self.config);
+        let _ = writeln!(report, "\n## Build time\n");
+        let _ = writeln!(
+            report,
+            "| kernel | old raw | ours raw | old GCE | ours GCE | speed-up (GCE) | `gzip -6` kernel | `tar -Sczf` sparse 1 GiB | ours GCE / tar | ours GCE / gzip |"
+        );
+        let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|");
+        let mut sizes = String::new();
+        let mut memory = String::new();
+        for (kind, len) in [("small", SMALL_KERNEL), ("medium", MEDIUM_KERNEL), ("large", LARGE_KERNEL)] {
+            eprintln!("mkimage-bench: {kind} kernel ({len} bytes)");
+            let kernel = w.join(format!("{kind}.bin"));
+            std::fs::write(&kernel, make_kernel(kind, len, binary)).unwrap();
+            let k = sh_quote(&kernel);
+            let t = sh_quote(tool);
+            let o = sh_quote(old);
+            // The limit: a sparse 1 GiB file holding the kernel where an image would, tarred.
+            let sparse_dir = w.join(format!("{kind}-sparse"));
+            std::fs::create_dir_all(&sparse_dir).unwrap();
+            {
+                use std::io::{Seek, SeekFrom, Write};
+                let mut f = std::fs::File::create(sparse_dir.join("disk.raw")).unwrap();
+                f.set_len(1 << 30).unwrap();
+                f.seek(SeekFrom::Start(4 << 20)).unwrap();
+                f.write_all(&std::fs::read(&kernel).unwrap()).unwrap();
+            }
+            let old_raw =
+                hyperfine(w, &format!("{kind}-old-raw"), &format!("sh {o} raw old.raw {k}"), config.slow_runs);
+            let old_tar =
+                hyperfine(w, &format!("{kind}-old-tar"), &format!("sh {o} tar old.tar.gz {k}"), config.slow_runs);
+            let ours_raw = hyperfine(
+                w,
+                &format!("{kind}-ours-raw"),
+                &format!("{t} build -q --force {k} -o ours.raw"),
+                config.runs,
+            );
+            let ours_gce = hyperfine(
+                w,
+                &format!("{kind}-ours-gce"),
+                &format!("{t} build -q --force {k} -o ours.tar.gz"),
+                config.runs,
+            );
+            let gzip = hyperfine(w, &format!("{kind}-gzip"), &format!("gzip -6 -c {k} > kernel.gz"), config.runs);
+            let tar = hyperfine(
+                w,
+                &format!("{kind}-tar"),
+                &format!("tar -C {} -Sczf sparse.tar.gz disk.raw", sh_quote(&sparse_dir)),
+                config.runs,
+            );
+            let _ = writeln!(
+                report,
+                "| {kind} ({len} B) | {} | {} | {} | {} | {:.0}x | {} | {} | {:.2} | {:.2} |",
+                ms(old_raw),
+                ms(ours_raw),
+                ms(old_tar),
+                ms(ours_gce),
+                old_tar / ours_gce,
+                ms(gzip),
+                ms(tar),
+                ours_gce / tar,
+                ours_gce / gzip
+            );
+            if kind == "small" {
+                targets.push(Target {
+                    what: "GCE build of the ~225 KB kernel at least 100x faster than the old pipeline".into(),
+                    measured: format!("{:.0}x", old_tar / ours_gce),
+                    met: old_tar / ours_gce >= 100.0,
+                });
+                targets.push(Target {
+                    what: "GCE build of the ~225 KB kernel within 1.5x `tar -Sczf` of the sparse file".into(),
+                    measured: format!("{:.2}x", ours_gce / tar),
+                    met: ours_gce / tar <= 1.5,
+                });
+            }
+            if kind == "large" {
+                targets.push(Target {
+                    what: "GCE build of the 64 MiB kernel within 1.2x `gzip -6` of the kernel alone".into(),
+                    measured: format!("{:.2}x", ours_gce / gzip),
+                    met: ours_gce / gzip <= 1.2,
+                });
+            }
+            let size = |p: &str| std::fs::metadata(w.join(p)).map(|m| m.len()).unwrap_or(0);
+            let (ours_size, old_size, gzip_size) = (size("ours.tar.gz"), size("old.tar.gz"), size("kernel.gz"));
+            let _ = writeln!(
+                sizes,
+                "| {kind} | {ours_size} | {old_size} | {gzip_size} | {:+} |",
+                ours_size as i64 - gzip_size as i64
+            );
+            targets.push(Target {
+                what: format!("{kind} kernel: tarball within `gzip -6` of the kernel + 8 KiB"),
+                measured: format!("{:+} bytes", ours_size as i64 - gzip_size as i64),
+                met: ours_size <= gzip_size + 8192,
+            });
+            let rss_raw = peak_rss(w, &format!("{t} build -q --force {k} -o ours.raw"));
+            let rss_gce = peak_rss(w, &format!("{t} build -q --force {k} -o ours.tar.gz"));
+            let rss_old = peak_rss(w, &format!("sh {o} tar old.tar.gz {k}"));
+            let limit_kib = (len as u64 + (16 << 20)) / 1024;
+            let _ = writeln!(memory, "| {kind} | {} | {rss_raw} | {rss_gce} | {rss_old} | {limit_kib} |", len / 1024);
+            targets.push(Target {
+                what: format!("{kind} kernel: peak RSS within kernel size + 16 MiB"),
+                measured: format!("{} KiB (limit {limit_kib} KiB)", rss_raw.max(rss_gce)),
+                met: rss_raw.max(rss_gce) <= limit_kib,
+            });
+        }
+        let _ = writeln!(report, "\n## Output size (GCE tarball, bytes)\n");
+        let _ = writeln!(
+            report,
+            "| kernel | ours | old pipeline | `gzip -6` of the kernel | ours - gzip |\n|---|---|---|---|---|"
+        );
+        report.push_str(&sizes);
+        let _ = writeln!(report, "\n## Peak memory (KiB, `/usr/bin/time -f %M`)\n");
+        let _ = writeln!(
+            report,
+            "| kernel | kernel size | ours raw | ours GCE | old pipeline (GCE) | limit: kernel + 16 MiB |\n|---|---|---|---|---|---|"
+        );
+        report.push_str(&memory);
+    }
+
+    /// The targets table; writes the report.
+    fn finish(&mut self) {
+        let _ = writeln!(self.report, "\n## Targets\n\n| target | measured | met |\n|---|---|---|");
+        for t in &self.targets {
+            let _ = writeln!(self.report, "| {} | {} | {} |", t.what, t.measured, if t.met { "yes" } else { "**no**" });
+        }
+        std::fs::write(&self.config.output, &self.report).unwrap();
+        print!("{}", self.report);
+        eprintln!("mkimage-bench: wrote {}", self.config.output.display());
+    }
 }

@@ -1,7 +1,19 @@
-//! How QEMU is told to attach a boot disk: the one table of disk attachments used by `run`, the
-//! boot tests and the benchmark.
+//! How QEMU is started to boot an image: a headless machine with COM1 on standard output, and
+//! the one table of disk attachments. Used by `run`, the boot tests and the benchmark.
 
 use std::path::Path;
+
+/// The I/O port and size of QEMU's isa-debug-exit device, as the fixture kernels use it.
+pub const DEBUG_EXIT_DEVICE: &str = "isa-debug-exit,iobase=0xf4,iosize=0x04";
+
+/// Arguments of a headless machine of type `machine` with `memory` (QEMU's syntax) whose only
+/// console is COM1 on standard input and output: no default devices, no display.
+pub fn headless(machine: &str, memory: &str) -> Vec<String> {
+    ["-machine", machine, "-m", memory, "-nodefaults", "-display", "none", "-serial", "stdio"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
 
 /// How the boot disk is attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -136,9 +136,8 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let accel = args.accel.unwrap_or(if kvm_usable() { Accel::Kvm } else { Accel::Tcg });
     let mut command = Command::new(&qemu);
     command
-        .args(["-machine", "pc", "-accel", if accel == Accel::Kvm { "kvm" } else { "tcg" }])
-        .args(["-m", &args.memory])
-        .args(["-nodefaults", "-display", "none", "-serial", "stdio", "-snapshot"])
+        .args(mkimage_cli::qemu::headless("pc", &args.memory))
+        .args(["-accel", if accel == Accel::Kvm { "kvm" } else { "tcg" }, "-snapshot"])
         .args(args.disk_bus.disk().args(disk))
         .args(&args.qemu_args)
         .stdin(Stdio::inherit());

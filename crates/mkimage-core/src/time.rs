@@ -102,7 +102,8 @@ pub struct FatDateTime {
 }
 
 /// Converts days since 1970-01-01 to a (year, month, day) civil date in the proleptic Gregorian
-/// calendar (the algorithm from Howard Hinnant's "chrono-compatible low-level date algorithms").
+/// calendar: days are counted in 400-year eras of 146,097 days, with years starting on 1 March
+/// so that the leap day falls at the end of a year.
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
     // Shift the epoch to 0000-03-01 so that leap days fall at the end of a year.
     let z = days + 719_468;
