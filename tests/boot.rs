@@ -96,8 +96,9 @@ fn expected_lines(fixture: &Fixture, image: &Image, quiet: bool) -> Vec<String> 
     ];
     if !quiet {
         lines.push(format!(
-            "unikernel-mkimage {} (boot stage 1): loading {} ({size} bytes)",
+            "unikernel-mkimage {} (boot stage {}): loading {} ({size} bytes)",
             mkimage_core::TOOL_VERSION,
+            mkimage_core::boot::bios::stage_version(),
             fixture.file
         ));
     }
@@ -116,7 +117,7 @@ fn check_boot(run: &qemu::Run, expected: &[String], quiet: bool) -> Result<(), F
     if run.serial.contains("FAIL") {
         return Err(format!("a check failed\n{}", run.report()).into());
     }
-    if quiet && run.serial.contains("boot stage 1): loading") {
+    if quiet && run.serial.contains("): loading") {
         return Err(format!("the quiet boot stage printed its start line\n{}", run.report()).into());
     }
     Ok(())
@@ -136,7 +137,7 @@ fn expect_failure(qemu: &Path, image: &Path, memory: &str, message: &str) -> Res
         return Err(format!("the kernel was entered despite the failure\n{}", run.report()).into());
     }
     // Besides the boot stage's start line, the failure is the only thing printed.
-    let other = run.serial.lines().filter(|l| !l.trim().is_empty() && !l.contains("(boot stage 1): loading")).count();
+    let other = run.serial.lines().filter(|l| !l.trim().is_empty() && !l.contains("): loading")).count();
     if other != 1 {
         return Err(format!("expected one line besides the start line, saw {other}\n{}", run.report()).into());
     }
@@ -186,10 +187,14 @@ fn failure_trials(qemu: &Path, dir: &Path) -> Vec<Trial> {
     patch(&path, cmdline_at + 3, &[byte ^ 0x01]);
     add("damaged_boot_record", path, "128M", format!("{STAGE2_ERROR}boot record damaged"));
 
-    // A flipped byte in stage 2 (in its zero padding, so the code itself still runs).
-    let path = copy("stage2.raw");
-    patch(&path, layout.boot_area.start * SECTOR_SIZE + STAGE2_SECTORS * SECTOR_SIZE - 16, &[0x5a]);
-    add("damaged_stage2", path, "128M", format!("{STAGE2_ERROR}boot stage damaged"));
+    // A flipped byte in stage 2, in its zero padding and in its first instruction: the MBR code
+    // checks stage 2's CRC-32 before running any of it.
+    for (name, at) in [("stage2_padding", STAGE2_SECTORS * SECTOR_SIZE - 16), ("stage2_entry", 0)] {
+        let path = copy(&format!("{name}.raw"));
+        let byte = read(&path, layout.boot_area.start * SECTOR_SIZE + at, 1)[0];
+        patch(&path, layout.boot_area.start * SECTOR_SIZE + at, &[byte ^ 0x5a]);
+        add(&format!("damaged_{name}"), path, "128M", "unikernel-mkimage: boot stage missing or damaged".into());
+    }
 
     // No boot stage at all: the MBR code says so.
     let path = copy("missing.raw");
@@ -215,6 +220,7 @@ fn failure_trials(qemu: &Path, dir: &Path) -> Vec<Trial> {
     let path = copy("unreadable.raw");
     let mut record = BootRecord::decode(&read(&path, record_offset, 8192)).unwrap();
     record.runs[0].lba = 1 << 40;
+    record.kernel_lba = 1 << 40;
     patch(&path, record_offset, &record.encode().unwrap());
     add(
         "disk_read_error",

@@ -9,6 +9,11 @@ use std::process::Command;
 
 use common::*;
 
+/// The version of the embedded BIOS boot stage.
+fn stage() -> u16 {
+    mkimage_core::boot::bios::stage_version()
+}
+
 fn dropin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_solo5-virtio-mkimage"))
 }
@@ -114,7 +119,7 @@ fn inspect_describes_our_images() {
         assert_eq!(r["kernel"]["multiboot"]["segments"].as_array().unwrap().len(), 3);
         assert_eq!(r["cmdline"], "multiseg32.elf a b");
         assert_eq!(r["boot_loader"]["kind"], "unikernel-mkimage");
-        assert_eq!(r["boot_loader"]["stage_version"], 1);
+        assert_eq!(r["boot_loader"]["stage_version"], stage());
         assert!(r["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true), "{r:#}");
         let sha = mkimage_core::ident::sha256(&std::fs::read(&kernel).unwrap());
         let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
@@ -138,7 +143,7 @@ fn inspect_describes_our_images() {
     // Text output names the same things.
     let out = run_ok(mkimage().arg("inspect").arg(d.join("x.tar.gz")));
     let text = stdout(&out);
-    assert!(text.contains("boot loader: unikernel-mkimage, boot stage 1"), "{text}");
+    assert!(text.contains(&format!("boot loader: unikernel-mkimage, boot stage {}", stage())), "{text}");
     assert!(text.contains("command line: multiseg32.elf a b"), "{text}");
     assert!(text.contains("GCE ready: yes"), "{text}");
 }
@@ -296,7 +301,7 @@ fn completions_manpage_version_and_help() {
     assert!(man.starts_with(".ie") || man.contains(".TH"), "{man}");
     assert!(man.contains("unikernel-mkimage"));
     let version = stdout(&run_ok(mkimage().arg("--version")));
-    assert_eq!(version.trim(), format!("unikernel-mkimage {} (boot stage 1)", env!("CARGO_PKG_VERSION")));
+    assert_eq!(version.trim(), format!("unikernel-mkimage {} (boot stage {})", env!("CARGO_PKG_VERSION"), stage()));
     for sub in ["build", "inspect", "run", "completions", "manpage"] {
         let help = stdout(&run_ok(mkimage().args([sub, "--help"])));
         assert!(help.contains("Example"), "{sub} --help has no examples:\n{help}");

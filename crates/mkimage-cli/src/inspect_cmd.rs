@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use mkimage_cli::printable as p;
 use mkimage_core::inspect::{self, BootLoader, Container, Report};
 use mkimage_core::size::format_size;
 use serde_json::{Value, json};
@@ -19,7 +20,8 @@ const EXIT_NOT_AN_IMAGE: u8 = 2;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct InspectArgs {
-    /// A raw disk image or a GCE tarball (.tar.gz).
+    /// A raw disk image (file or block device) or a GCE tarball (.tar.gz); - reads standard
+    /// input.
     image: PathBuf,
     /// Print a JSON document instead of text.
     #[arg(long)]
@@ -27,7 +29,12 @@ pub(crate) struct InspectArgs {
 }
 
 pub(crate) fn inspect(args: &InspectArgs) -> ExitCode {
-    match inspect::inspect_path(&args.image) {
+    let result = if args.image.as_os_str() == "-" {
+        inspect::inspect_stream(std::io::stdin().lock(), "standard input")
+    } else {
+        inspect::inspect_path(&args.image)
+    };
+    match result {
         Ok(report) => {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&to_json(&args.image, &report)).unwrap_or_default());
@@ -49,7 +56,7 @@ pub(crate) fn inspect(args: &InspectArgs) -> ExitCode {
                     .unwrap_or_default()
                 );
             }
-            eprintln!("unikernel-mkimage: error: {message}");
+            mkimage_cli::print_error("unikernel-mkimage", &message);
             ExitCode::from(EXIT_NOT_AN_IMAGE)
         }
     }
@@ -62,35 +69,56 @@ fn container_text(report: &Report) -> String {
             let members: Vec<String> = a
                 .members
                 .iter()
-                .map(|m| format!("{} ({}{})", m.name, m.format.name(), if m.sparse { ", sparse" } else { "" }))
+                .map(|m| {
+                    let sparse = m.sparse.map(|s| format!(", {}", s.name())).unwrap_or_default();
+                    format!("{} ({}{sparse})", p(&m.name), m.format.name())
+                })
                 .collect();
-            format!("gzip-compressed tar: {}{}", members.join(", "), if a.pax_headers { "; PAX headers" } else { "" })
+            let mut notes = Vec::new();
+            if a.pax_headers {
+                notes.push("PAX headers".to_string());
+            }
+            if a.gzip_members > 1 {
+                notes.push(format!("{} gzip members", a.gzip_members));
+            }
+            if a.trailing.bytes > 0 {
+                notes.push(format!(
+                    "{}{} bytes of trailing data after the gzip stream",
+                    if a.trailing.more { "more than " } else { "" },
+                    a.trailing.bytes
+                ));
+            }
+            if let Some(what) = &a.not_read {
+                notes.push(format!("not read: {what}"));
+            }
+            let notes = notes.iter().map(|n| format!("; {n}")).collect::<String>();
+            format!("gzip-compressed tar: {}{notes}", members.join(", "))
         }
     }
 }
 
 fn to_text(path: &std::path::Path, r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "image: {} ({})", path.display(), container_text(r));
+    let _ = writeln!(s, "image: {} ({})", p(&path.display().to_string()), container_text(r));
     let _ = writeln!(
         s,
         "disk: {}, {} partition table, disk id {}",
         format_size(r.disk_size),
         r.table.kind.to_uppercase(),
-        r.table.disk_id
+        p(&r.table.disk_id)
     );
-    for p in &r.table.partitions {
+    for part in &r.table.partitions {
         let _ = writeln!(
             s,
             "  partition {}: LBA {}-{} ({}), {} {}{}{}",
-            p.number,
-            p.start,
-            (p.start + p.sectors).saturating_sub(1),
-            format_size(p.sectors * 512),
-            p.kind,
-            p.kind_name,
-            if p.bootable { ", bootable" } else { "" },
-            if p.name.is_empty() { String::new() } else { format!(", \"{}\"", p.name) }
+            part.number,
+            part.start,
+            (part.start + part.sectors).saturating_sub(1),
+            format_size(part.sectors * 512),
+            part.kind,
+            part.kind_name,
+            if part.bootable { ", bootable" } else { "" },
+            if part.name.is_empty() { String::new() } else { format!(", \"{}\"", p(&part.name)) }
         );
     }
     match &r.filesystem {
@@ -108,7 +136,7 @@ fn to_text(path: &std::path::Path, r: &Report) -> String {
                 let _ = writeln!(
                     s,
                     "  {:<32} {:>12} bytes{}",
-                    f.name,
+                    p(&f.name),
                     f.size,
                     if f.directory { " (directory)" } else { "" }
                 );
@@ -123,7 +151,7 @@ fn to_text(path: &std::path::Path, r: &Report) -> String {
             format!("unikernel-mkimage, boot stage {stage_version}")
         }
         BootLoader::UnikernelMkimage { stage_version, record: Err(e) } => {
-            format!("unikernel-mkimage, boot stage {stage_version} (boot record unusable: {e})")
+            format!("unikernel-mkimage, boot stage {stage_version} (boot record unusable: {})", p(e))
         }
         BootLoader::Syslinux => "SYSLINUX (no unikernel-mkimage boot record)".into(),
         BootLoader::Unknown => "unknown".into(),
@@ -132,7 +160,7 @@ fn to_text(path: &std::path::Path, r: &Report) -> String {
     let _ = writeln!(s, "boot loader: {loader}");
     match &r.kernel {
         Some(k) => {
-            let _ = writeln!(s, "kernel: {}, {} bytes, sha256 {}", k.name, k.size, k.sha256);
+            let _ = writeln!(s, "kernel: {}, {} bytes, sha256 {}", p(&k.name), k.size, k.sha256);
             if let Some(h) = &k.header {
                 let _ = writeln!(s, "  multiboot header at offset {:#x}, flags {:#010x}", h.offset, h.flags);
             }
@@ -148,7 +176,7 @@ fn to_text(path: &std::path::Path, r: &Report) -> String {
                     }
                 }
                 Err(e) => {
-                    let _ = writeln!(s, "  not loadable: {e}");
+                    let _ = writeln!(s, "  not loadable: {}", p(e));
                 }
             }
         }
@@ -157,11 +185,11 @@ fn to_text(path: &std::path::Path, r: &Report) -> String {
         }
     }
     if let Some(c) = &r.cmdline {
-        let _ = writeln!(s, "command line: {c}");
+        let _ = writeln!(s, "command line: {}", p(c));
     }
     let _ = writeln!(s, "checks:");
     for c in &r.checks {
-        let _ = writeln!(s, "  {:<4} {:<20} {}", if c.ok { "ok" } else { "FAIL" }, c.name, c.detail);
+        let _ = writeln!(s, "  {:<4} {:<20} {}", if c.ok { "ok" } else { "FAIL" }, c.name, p(&c.detail));
     }
     let _ = writeln!(s, "GCE ready: {}", if r.gce_ready() { "yes" } else { "no" });
     s
@@ -175,7 +203,9 @@ fn to_json(path: &std::path::Path, r: &Report) -> Value {
                 "name": m.name,
                 "type": m.typeflag.to_string(),
                 "format": m.format.name(),
-                "sparse": m.sparse,
+                "sparse": m.sparse.is_some(),
+                "sparse_format": m.sparse.map(|s| s.name()),
+                "pax": m.pax,
                 "size": m.size,
                 "mode": m.mode,
                 "uid": m.uid,
@@ -183,6 +213,9 @@ fn to_json(path: &std::path::Path, r: &Report) -> Value {
                 "mtime": m.mtime,
             })).collect::<Vec<_>>(),
             "pax_headers": a.pax_headers,
+            "gzip_members": a.gzip_members,
+            "trailing_bytes": a.trailing.bytes,
+            "not_read": a.not_read,
         }),
     };
     let filesystem = r.filesystem.as_ref().map_or(Value::Null, |fs| {

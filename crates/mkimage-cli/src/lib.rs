@@ -26,6 +26,42 @@ impl From<Error> for Failure {
     }
 }
 
+/// Text from an image, a kernel or a command line made safe to print on a terminal: control
+/// characters (C0, DEL, C1) and Unicode bidirectional controls are shown as escapes (`\x1b`,
+/// `\u{202e}`), and backslashes are doubled so that the escapes are unambiguous. Nothing printed
+/// through it can move the cursor, retitle or clear the terminal, or reorder what follows.
+///
+/// ```
+/// assert_eq!(mkimage_cli::printable("a\x1b]0;x\x07b"), "a\\x1b]0;x\\x07b");
+/// assert_eq!(mkimage_cli::printable("plain: ü"), "plain: ü");
+/// ```
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c == '\\' || c.is_control() || is_bidi_control(c);
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() && u32::from(c) < 0x100 => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Unicode's bidirectional formatting characters (marks, embeddings, overrides, isolates).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Prints an error line for `program` on standard error, made safe to print.
+pub fn print_error(program: &str, message: &str) {
+    eprintln!("{program}: error: {}", printable(message));
+}
+
 /// An error and its causes, joined with ": " on one line.
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();

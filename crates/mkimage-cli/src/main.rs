@@ -173,7 +173,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(Failure(message)) => {
-            eprintln!("unikernel-mkimage: error: {message}");
+            mkimage_cli::print_error("unikernel-mkimage", &message);
             ExitCode::from(mkimage_cli::EXIT_FAILURE)
         }
     }
@@ -256,6 +256,10 @@ mod tests {
     #[test]
     fn version_names_the_boot_stage() {
         let version = command().render_version();
-        assert!(version.contains(env!("CARGO_PKG_VERSION")) && version.contains("boot stage 1"), "{version}");
+        assert!(
+            version.contains(env!("CARGO_PKG_VERSION"))
+                && version.contains(&format!("boot stage {}", mkimage_core::boot::bios::stage_version())),
+            "{version}"
+        );
     }
 }

@@ -3,7 +3,6 @@
 //! tarball is first unpacked to a sparse temporary file. The image is opened in snapshot mode,
 //! so it is never modified.
 
-use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -94,22 +93,16 @@ impl DiskBus {
 /// Unpacks the disk of a GCE tarball into a sparse temporary file.
 fn unpack(path: &Path) -> Result<tempfile::NamedTempFile, Failure> {
     let file = std::fs::File::open(path).map_err(|e| Failure(format!("cannot read {}: {e}", path.display())))?;
-    let (_, disk) = mkimage_core::inspect::tarball::read(std::io::BufReader::new(file))
-        .map_err(|e| Failure(format!("{} is not a readable image tarball: {e}", path.display())))?;
-    let disk = disk.ok_or_else(|| Failure(format!("{} holds no disk image", path.display())))?;
+    let len = file.metadata().map(|m| m.len()).ok();
     let mut temp = tempfile::Builder::new()
         .prefix(".unikernel-mkimage-run-")
         .suffix(".raw")
         .tempfile()
         .map_err(|e| Failure(format!("cannot create a temporary file: {e}")))?;
     register_temp(temp.path());
-    let fail = |e: std::io::Error| Failure(format!("cannot unpack {}: {e}", path.display()));
-    use mkimage_core::inspect::source::DiskSource;
-    temp.as_file().set_len(disk.size()).map_err(fail)?;
-    for (offset, data) in disk.blocks() {
-        temp.as_file_mut().seek(SeekFrom::Start(offset)).map_err(fail)?;
-        temp.as_file_mut().write_all(data).map_err(fail)?;
-    }
+    let (_, disk) = mkimage_core::inspect::tarball::unpack(std::io::BufReader::new(file), len, temp.as_file_mut())
+        .map_err(|e| Failure(format!("{} is not a readable image tarball: {e}", path.display())))?;
+    disk.ok_or_else(|| Failure(format!("{} holds no disk image", path.display())))?;
     Ok(temp)
 }
 
@@ -119,8 +112,11 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         None => match find_on_path(QEMU) {
             Some(path) => path,
             None => {
-                eprintln!(
-                    "unikernel-mkimage: error: {QEMU} not found on PATH; install the Debian package {QEMU_PACKAGE}, or give --qemu PATH"
+                mkimage_cli::print_error(
+                    "unikernel-mkimage",
+                    &format!(
+                        "{QEMU} not found on PATH; install the Debian package {QEMU_PACKAGE}, or give --qemu PATH"
+                    ),
                 );
                 return Ok(ExitCode::from(EXIT_NO_QEMU));
             }
@@ -144,9 +140,9 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!(
-                "unikernel-mkimage: error: {} not found; install the Debian package {QEMU_PACKAGE}",
-                qemu.display()
+            mkimage_cli::print_error(
+                "unikernel-mkimage",
+                &format!("{} not found; install the Debian package {QEMU_PACKAGE}", qemu.display()),
             );
             return Ok(ExitCode::from(EXIT_NO_QEMU));
         }

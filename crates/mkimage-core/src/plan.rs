@@ -135,39 +135,93 @@ fn boot_record_for(
     cmdline: &str,
     quiet: bool,
 ) -> Result<BootRecord, Error> {
-    let extent = FileExtent { file_offset: 0, lba: layout.kernel.sectors.start, len: kernel.len() as u64 };
-    let (runs, zeros) = record::plan_runs(load, &[extent]);
+    let kernel_lba = layout.kernel.sectors.start;
+    let extent = FileExtent { file_offset: 0, lba: kernel_lba, len: kernel.len() as u64 };
+    let (runs, _) = record::plan_runs(load, &[extent]);
     let checksum = record::load_checksum(runs.iter().map(|(run, offset)| {
         let start = *offset as usize;
         &kernel[start..start + run.len as usize]
     }));
-    Ok(BootRecord {
+    let file = KernelOnDisk { name, size: kernel.len() as u32, lba: kernel_lba, checksum };
+    Ok(record_for(load, &file, cmdline, quiet, layout.fat_partition_index()))
+}
+
+/// The kernel file as a boot record describes it.
+pub(crate) struct KernelOnDisk<'a> {
+    /// Its name on the filesystem.
+    pub(crate) name: &'a str,
+    /// Its size.
+    pub(crate) size: u32,
+    /// Its first LBA (the file is contiguous).
+    pub(crate) lba: u64,
+    /// The [`record::load_checksum`] of the bytes its runs load.
+    pub(crate) checksum: (u32, u32),
+}
+
+/// The boot record this version writes for a kernel with load plan `load`, stored contiguously
+/// as `file`, booted with `cmdline` from partition index `boot_partition`. The builder and the
+/// inspector (which checks images against it) both build records here.
+pub(crate) fn record_for(
+    load: &LoadPlan,
+    file: &KernelOnDisk<'_>,
+    cmdline: &str,
+    quiet: bool,
+    boot_partition: u8,
+) -> BootRecord {
+    let extent = FileExtent { file_offset: 0, lba: file.lba, len: u64::from(file.size) };
+    let (runs, zeros) = record::plan_runs(load, &[extent]);
+    BootRecord {
         flags: if quiet { record::FLAG_QUIET } else { 0 },
         entry: load.entry,
         runs: runs.into_iter().map(|(run, _)| run).collect(),
         zeros,
         cmdline: cmdline.to_owned(),
-        kernel_name: name.to_owned(),
-        loader_name: format!("unikernel-mkimage {TOOL_VERSION}"),
-        boot_partition: layout.fat_partition_index(),
-        checksum,
-        kernel_size: kernel.len() as u32,
-        stage2_crc: crc32fast::hash(&bios::stage2_sectors()),
-    })
+        kernel_name: file.name.to_owned(),
+        loader_name: loader_name(),
+        boot_partition,
+        checksum: file.checksum,
+        kernel_size: file.size,
+        stage2_crc: bios::stage2_crc(),
+        kernel_lba: file.lba,
+        video: record::VideoRequest::default(),
+    }
+}
+
+/// The boot loader name this version passes to kernels.
+pub(crate) fn loader_name() -> String {
+    format!("unikernel-mkimage {TOOL_VERSION}")
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The lines of the build-information file a reader checks, by the text that starts them.
+pub(crate) mod info_field {
+    /// The kernel's name.
+    pub(crate) const KERNEL_FILE: &str = "kernel file: ";
+    /// The kernel's size, then " bytes".
+    pub(crate) const KERNEL_SIZE: &str = "kernel size: ";
+    /// The kernel's SHA-256, lower-case hex.
+    pub(crate) const KERNEL_SHA256: &str = "kernel sha256: ";
+    /// The command line.
+    pub(crate) const COMMAND_LINE: &str = "command line: ";
+
+    /// The value of the first line of `text` that starts with `field`.
+    pub(crate) fn value<'a>(text: &'a str, field: &str) -> Option<&'a str> {
+        text.lines().find_map(|line| line.strip_prefix(field))
+    }
+}
+
 /// The text of the build-information file.
 fn build_info(name: &str, size: u64, sha: &[u8; 32], cmdline: &str, table: PartitionTable, load: &LoadPlan) -> String {
+    use info_field::*;
     let mut text = format!(
         "This disk was made by unikernel-mkimage {TOOL_VERSION} (boot stage {}).\n\
-         kernel file: {name}\n\
-         kernel size: {size} bytes\n\
-         kernel sha256: {}\n\
-         command line: {cmdline}\n\
+         {KERNEL_FILE}{name}\n\
+         {KERNEL_SIZE}{size} bytes\n\
+         {KERNEL_SHA256}{}\n\
+         {COMMAND_LINE}{cmdline}\n\
          partition table: {table}\n\
          kernel format: {}, entry point {:#010x}\n",
         bios::stage_version(),

@@ -1,6 +1,6 @@
 //! Property tests (proptest, on stable) over the kernel parser, the planner and the boot record.
 
-use mkimage_core::boot::record::{self, BootRecord, FileExtent, Run, ZeroRange};
+use mkimage_core::boot::record::{self, BootRecord, FileExtent, Run, VideoRequest, ZeroRange};
 use mkimage_core::bytes::SECTOR_SIZE;
 use mkimage_core::layout::{Layout, LayoutRequest, PartitionTable, TableLayout};
 use mkimage_core::multiboot::{LoadPlan, MAX_LOAD_END, MIN_LOAD_ADDR};
@@ -182,13 +182,15 @@ proptest! {
         name in "[a-z0-9._-]{1,255}",
         flags in any::<u32>(), entry in any::<u32>(), part in any::<u8>(),
         checksum in (any::<u32>(), any::<u32>()), size in any::<u32>(), crc in any::<u32>(),
+        kernel_lba in any::<u64>(), video in prop::array::uniform4(any::<u32>()),
     ) {
         let record = BootRecord {
             flags, entry,
             runs: runs.into_iter().map(|(lba, dest, skip, len, sectors)| Run { lba, dest, skip, len, sectors }).collect(),
             zeros: zeros.into_iter().map(|(dest, len)| ZeroRange { dest, len }).collect(),
             cmdline, kernel_name: name, loader_name: "unikernel-mkimage test".into(),
-            boot_partition: part, checksum, kernel_size: size, stage2_crc: crc,
+            boot_partition: part, checksum, kernel_size: size, stage2_crc: crc, kernel_lba,
+            video: VideoRequest { mode_type: video[0], width: video[1], height: video[2], depth: video[3] },
         };
         let bytes = record.encode().unwrap();
         prop_assert!(bytes.len() < record::BOOT_RECORD_MAX);

@@ -139,7 +139,7 @@ fn main() -> ExitCode {
     match build(&req) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(message)) => {
-            eprintln!("solo5-virtio-mkimage: error: {message}");
+            mkimage_cli::print_error("solo5-virtio-mkimage", &message);
             ExitCode::from(mkimage_cli::EXIT_FAILURE)
         }
     }

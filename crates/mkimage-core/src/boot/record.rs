@@ -15,9 +15,9 @@ use crate::multiboot::LoadPlan;
 /// Signature at the start of a boot record.
 pub const RECORD_SIGNATURE: &[u8; 8] = b"UKMKBREC";
 /// Boot record format version written by this library.
-pub const RECORD_VERSION: u16 = 1;
+pub const RECORD_VERSION: u16 = 2;
 /// Bytes of the fixed boot record header.
-pub const RECORD_HEADER_LEN: usize = 64;
+pub const RECORD_HEADER_LEN: usize = 96;
 /// Bytes of one run in the boot record.
 pub const RUN_LEN: usize = 24;
 /// Bytes of one zero range in the boot record.
@@ -26,7 +26,12 @@ pub const ZERO_RANGE_LEN: usize = 8;
 /// to A000h-BFFFh).
 pub const BOOT_RECORD_MAX: usize = 8192;
 /// Record flag: do not print the start line.
-pub const FLAG_QUIET: u32 = 1;
+pub const FLAG_QUIET: u32 = 1 << 0;
+/// Record flag: the kernel requires a graphics mode ([`VideoRequest`]); only a boot stage that
+/// can set one (UEFI, through GOP) may boot it.
+pub const FLAG_VIDEO: u32 = 1 << 1;
+/// Every flag this format defines; a boot stage refuses a record with any other bit set.
+pub const KNOWN_FLAGS: u32 = FLAG_QUIET | FLAG_VIDEO;
 
 /// Offsets of the header fields (the table at the top of `bios/stage2.asm`).
 pub mod field {
@@ -69,6 +74,16 @@ pub mod field {
     pub const KERNEL_SIZE: Le<u32> = Le::at(0x38);
     /// CRC-32 of stage 2's sectors.
     pub const STAGE2_CRC: Le<u32> = Le::at(0x3c);
+    /// First LBA of the kernel file (runs read only the file's own sectors).
+    pub const KERNEL_LBA: Le<u64> = Le::at(0x40);
+    /// Video request: Multiboot mode type (0, linear graphics).
+    pub const VIDEO_MODE_TYPE: Le<u32> = Le::at(0x48);
+    /// Video request: width in pixels (0: no preference).
+    pub const VIDEO_WIDTH: Le<u32> = Le::at(0x4c);
+    /// Video request: height in pixels (0: no preference).
+    pub const VIDEO_HEIGHT: Le<u32> = Le::at(0x50);
+    /// Video request: bits per pixel (0: no preference).
+    pub const VIDEO_DEPTH: Le<u32> = Le::at(0x54);
 }
 
 /// Offsets of a run's fields, from the start of the run.
@@ -130,6 +145,19 @@ pub struct ZeroRange {
     pub len: u32,
 }
 
+/// The graphics mode a kernel asks for (Multiboot header flag bit 2), as the record carries it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VideoRequest {
+    /// Multiboot mode type: 0 linear graphics, 1 EGA text.
+    pub mode_type: u32,
+    /// Width in pixels (graphics) or columns (text); 0 means no preference.
+    pub width: u32,
+    /// Height in pixels or rows; 0 means no preference.
+    pub height: u32,
+    /// Bits per pixel; 0 means no preference.
+    pub depth: u32,
+}
+
 /// Everything a boot stage needs to know (see the module documentation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BootRecord {
@@ -155,6 +183,10 @@ pub struct BootRecord {
     pub kernel_size: u32,
     /// CRC-32 of stage 2's sectors as written.
     pub stage2_crc: u32,
+    /// First LBA of the kernel file.
+    pub kernel_lba: u64,
+    /// The graphics mode the kernel requires (with [`FLAG_VIDEO`]; zero otherwise).
+    pub video: VideoRequest,
 }
 
 /// Why bytes are not a valid boot record.
@@ -168,7 +200,7 @@ pub enum RecordError {
     #[error("no boot record signature")]
     BadSignature,
     /// A format this library does not read.
-    #[error("boot record format {0} is not supported (this library reads format 1)")]
+    #[error("boot record format {0} is not supported (this library reads format 2)")]
     UnsupportedVersion(u16),
     /// The CRC does not match.
     #[error("boot record checksum mismatch")]
@@ -224,6 +256,11 @@ impl BootRecord {
         field::SUM_B.put(&mut out, self.checksum.1);
         field::KERNEL_SIZE.put(&mut out, self.kernel_size);
         field::STAGE2_CRC.put(&mut out, self.stage2_crc);
+        field::KERNEL_LBA.put(&mut out, self.kernel_lba);
+        field::VIDEO_MODE_TYPE.put(&mut out, self.video.mode_type);
+        field::VIDEO_WIDTH.put(&mut out, self.video.width);
+        field::VIDEO_HEIGHT.put(&mut out, self.video.height);
+        field::VIDEO_DEPTH.put(&mut out, self.video.depth);
         for (i, run) in self.runs.iter().enumerate() {
             let base = runs_offset + i * RUN_LEN;
             run_field::LBA.within(base).put(&mut out, run.lba);
@@ -310,6 +347,13 @@ impl BootRecord {
             checksum: (get32(field::SUM_A), get32(field::SUM_B)),
             kernel_size: get32(field::KERNEL_SIZE),
             stage2_crc: get32(field::STAGE2_CRC),
+            kernel_lba: field::KERNEL_LBA.get(record).unwrap_or(0),
+            video: VideoRequest {
+                mode_type: get32(field::VIDEO_MODE_TYPE),
+                width: get32(field::VIDEO_WIDTH),
+                height: get32(field::VIDEO_HEIGHT),
+                depth: get32(field::VIDEO_DEPTH),
+            },
         })
     }
 }
@@ -347,25 +391,70 @@ pub fn plan_runs(load: &LoadPlan, extents: &[FileExtent]) -> (Vec<(Run, u64)>, V
     (runs, zeros)
 }
 
-/// The checksum stage 2 computes over the loaded bytes: for each run, each little-endian dword
-/// of its bytes (the last zero-padded) is added to A, and A to B, modulo 2^32.
-pub fn load_checksum<'a>(run_bytes: impl IntoIterator<Item = &'a [u8]>) -> (u32, u32) {
-    let (mut a, mut b) = (0u32, 0u32);
-    for bytes in run_bytes {
+/// The checksum every boot stage computes over the loaded bytes: for each run, each
+/// little-endian dword of its bytes (the last one zero-padded) is added to A, and A to B,
+/// modulo 2^32. Fed in pieces of any size ([`LoadChecksum::update`]), each run closed with
+/// [`LoadChecksum::end_run`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadChecksum {
+    a: u32,
+    b: u32,
+    /// Bytes of a dword not yet complete.
+    pending: [u8; 4],
+    pending_len: usize,
+}
+
+impl LoadChecksum {
+    fn add(&mut self, dword: [u8; 4]) {
+        self.a = self.a.wrapping_add(u32::from_le_bytes(dword));
+        self.b = self.b.wrapping_add(self.a);
+    }
+
+    /// Adds the next bytes of the current run.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        if self.pending_len > 0 {
+            let n = (4 - self.pending_len).min(bytes.len());
+            self.pending[self.pending_len..self.pending_len + n].copy_from_slice(&bytes[..n]);
+            self.pending_len += n;
+            bytes = &bytes[n..];
+            if self.pending_len < 4 {
+                return;
+            }
+            self.add(self.pending);
+            self.pending_len = 0;
+        }
         let mut chunks = bytes.chunks_exact(4);
         for c in &mut chunks {
-            a = a.wrapping_add(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-            b = b.wrapping_add(a);
+            self.add([c[0], c[1], c[2], c[3]]);
         }
         let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [0u8; 4];
-            last[..rest.len()].copy_from_slice(rest);
-            a = a.wrapping_add(u32::from_le_bytes(last));
-            b = b.wrapping_add(a);
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.pending_len = rest.len();
+    }
+
+    /// Ends the current run: a partial last dword is zero-padded, not carried into the next run.
+    pub fn end_run(&mut self) {
+        if self.pending_len > 0 {
+            self.pending[self.pending_len..].fill(0);
+            self.add(self.pending);
+            self.pending_len = 0;
         }
     }
-    (a, b)
+
+    /// The checksum (A, B) of the runs ended so far.
+    pub fn value(&self) -> (u32, u32) {
+        (self.a, self.b)
+    }
+}
+
+/// The [`LoadChecksum`] of whole runs.
+pub fn load_checksum<'a>(run_bytes: impl IntoIterator<Item = &'a [u8]>) -> (u32, u32) {
+    let mut sum = LoadChecksum::default();
+    for bytes in run_bytes {
+        sum.update(bytes);
+        sum.end_run();
+    }
+    sum.value()
 }
 
 #[cfg(test)]
@@ -386,6 +475,8 @@ mod tests {
             checksum: (0x1234, 0x5678),
             kernel_size: 225_408,
             stage2_crc: 0xdeadbeef,
+            kernel_lba: 4100,
+            video: VideoRequest::default(),
         }
     }
 
@@ -406,16 +497,17 @@ mod tests {
         let bytes = record().encode().unwrap();
         let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
         let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
-        assert_eq!(u16_at(0x08), 1);
-        assert_eq!(u16_at(0x0a), 64);
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+        assert_eq!(u16_at(0x08), 2);
+        assert_eq!(u16_at(0x0a), 96);
         assert_eq!(u32_at(0x0c) as usize, bytes.len());
         assert_eq!(u32_at(0x14), FLAG_QUIET);
         assert_eq!(u32_at(0x18), 0x100040);
         assert_eq!((u16_at(0x1c), u16_at(0x1e)), (1, 1));
-        assert_eq!(u16_at(0x20), 64);
-        assert_eq!(u16_at(0x22), 64 + 24);
-        let run = 64;
-        assert_eq!(u64::from_le_bytes(bytes[run..run + 8].try_into().unwrap()), 4100);
+        assert_eq!(u16_at(0x20), 96);
+        assert_eq!(u16_at(0x22), 96 + 24);
+        let run = 96;
+        assert_eq!(u64_at(run), 4100);
         assert_eq!(u32_at(run + 8), 0x100000);
         assert_eq!(u16_at(run + 12), 0x20);
         assert_eq!(u32_at(run + 16), 0x13000);
@@ -425,6 +517,8 @@ mod tests {
         assert_eq!(bytes[0x2c], 1);
         assert_eq!(u32_at(0x38), 225_408);
         assert_eq!(u32_at(0x3c), 0xdeadbeef);
+        assert_eq!(u64_at(0x40), 4100);
+        assert!(bytes[0x48..0x60].iter().all(|&b| b == 0));
         // CRC-32 (IEEE) over the record with the CRC field zero.
         let mut zeroed = bytes.clone();
         zeroed[0x10..0x14].fill(0);
@@ -439,8 +533,8 @@ mod tests {
         b[0] = b'X';
         assert_eq!(BootRecord::decode(&b), Err(RecordError::BadSignature));
         let mut b = bytes.clone();
-        b[8] = 2;
-        assert_eq!(BootRecord::decode(&b), Err(RecordError::UnsupportedVersion(2)));
+        b[8] = 3;
+        assert_eq!(BootRecord::decode(&b), Err(RecordError::UnsupportedVersion(3)));
         let mut b = bytes.clone();
         let last = b.len() - 2;
         b[last] ^= 0x20;
@@ -524,5 +618,13 @@ mod tests {
         // Partial dwords are zero-padded per run, not carried into the next run.
         assert_eq!(load_checksum([&[1u8][..], &[1u8][..]]), (2, 3));
         assert_eq!(load_checksum([&[0, 0, 0, 0x80, 0, 0, 0, 0x80][..]]), (0, 0x8000_0000));
+        // Pieces of any size give the same sum as the whole run.
+        let run: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
+        for piece in [1, 2, 3, 5, 7, 64, 999] {
+            let mut sum = LoadChecksum::default();
+            run.chunks(piece).for_each(|c| sum.update(c));
+            sum.end_run();
+            assert_eq!(sum.value(), load_checksum([&run[..]]), "{piece}");
+        }
     }
 }

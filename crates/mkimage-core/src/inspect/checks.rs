@@ -2,7 +2,7 @@
 //! and the partition table (GCE's import rules, the table itself, a bootable partition).
 
 use super::tables::Table;
-use super::tarball::{Archive, Format};
+use super::tarball::{Archive, Format, Member, Sparse};
 use crate::output::gce::MEMBER_NAME;
 use crate::size::GIB;
 
@@ -32,6 +32,8 @@ pub enum CheckName {
     KernelMultiboot,
     /// The boot record loads exactly the kernel file.
     BootRecord,
+    /// `build-info.txt` records the kernel found (size, SHA-256, command line).
+    BuildInfo,
 }
 
 impl CheckName {
@@ -53,6 +55,7 @@ impl CheckName {
             CheckName::KernelFile => "kernel_file",
             CheckName::KernelMultiboot => "kernel_multiboot",
             CheckName::BootRecord => "boot_record",
+            CheckName::BuildInfo => "build_info",
         }
     }
 }
@@ -94,17 +97,6 @@ pub(super) fn gce_rules(archive: &Archive, disk_size: u64) -> Vec<Check> {
     let members = &archive.members;
     let first = members.first();
     let member = members.iter().find(|m| m.name == MEMBER_NAME).or(first);
-    let format_ok = member.is_some_and(|m| m.format == Format::OldGnu && !m.atime_or_ctime) && !archive.pax_headers;
-    let format_detail = match member {
-        Some(m) => format!(
-            "{} format{}{}{}",
-            m.format.name(),
-            if m.sparse { ", sparse" } else { "" },
-            if archive.pax_headers { ", PAX headers" } else { "" },
-            if m.atime_or_ctime { ", atime/ctime set" } else { "" }
-        ),
-        None => "no member".into(),
-    };
     let whole_gib = disk_size.is_multiple_of(GIB);
     vec![
         Check::new(CheckName::GceSingleMember, members.len() == 1, format!("{} member(s)", members.len())),
@@ -113,7 +105,7 @@ pub(super) fn gce_rules(archive: &Archive, disk_size: u64) -> Vec<Check> {
             first.is_some_and(|m| m.name == MEMBER_NAME),
             format!("first member: {}", first.map_or("none", |m| m.name.as_str())),
         ),
-        Check::new(CheckName::GceFormat, format_ok, format_detail),
+        Check::from_result(CheckName::GceFormat, format_rule(archive, member)),
         Check::new(
             CheckName::GceSize,
             disk_size > 0 && whole_gib,
@@ -122,6 +114,42 @@ pub(super) fn gce_rules(archive: &Archive, disk_size: u64) -> Vec<Check> {
     ]
 }
 
+/// GCE reads GNU and old-GNU tar (old-GNU sparse entries included) in a gzip stream; it
+/// rejects PAX headers and old-GNU headers with access or change times.
+fn format_rule(archive: &Archive, member: Option<&Member>) -> Result<String, String> {
+    let Some(m) = member else { return Err("no member".into()) };
+    let mut described = vec![format!("{} format", m.format.name())];
+    described.extend(m.sparse.map(|s| s.name().to_string()));
+    if archive.gzip_members > 1 {
+        described.push(format!("{} gzip members", archive.gzip_members));
+    }
+    let mut problems = Vec::new();
+    if m.format != Format::OldGnu {
+        problems.push("GCE accepts only GNU and old-GNU tar headers".to_string());
+    }
+    if archive.pax_headers {
+        problems.push("PAX headers, which GCE rejects".into());
+    }
+    if matches!(m.sparse, Some(Sparse::Pax(_))) {
+        problems.push("a PAX sparse file (GCE reads old-GNU sparse entries only)".into());
+    }
+    if m.atime_or_ctime {
+        problems.push("atime/ctime set, which GCE rejects".into());
+    }
+    let trailing = archive.trailing;
+    if trailing.bytes > 0 {
+        problems.push(format!(
+            "{}{} bytes after the gzip stream that are not gzip",
+            if trailing.more { "more than " } else { "" },
+            trailing.bytes
+        ));
+    }
+    if archive.after_end > 0 {
+        problems.push("data after the tar end-of-archive marker".into());
+    }
+    let described = described.join(", ");
+    if problems.is_empty() { Ok(described) } else { Err(format!("{described}: {}", problems.join("; "))) }
+}
 /// The partition table is valid and non-empty; a partition is bootable.
 pub(super) fn table_checks(table: &Table) -> [Check; 2] {
     let table_ok = table.problems.is_empty() && !table.partitions.is_empty();

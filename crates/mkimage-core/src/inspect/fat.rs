@@ -262,14 +262,6 @@ impl Volume {
         }
         Ok(out)
     }
-
-    /// Whether a file's clusters are consecutive, and its first LBA.
-    pub fn contiguous(&self, source: &mut dyn DiskSource, entry: &Entry) -> Option<(bool, u64)> {
-        let clusters = u64::from(entry.size).div_ceil(self.cluster_size()).max(1);
-        let chain = self.chain(source, entry.first_cluster, clusters).ok()?;
-        let contiguous = chain.windows(2).all(|w| w[1] == w[0] + 1);
-        Some((contiguous, self.cluster_lba(chain[0])))
-    }
 }
 
 /// Parses raw directory entries, assembling long names (verified against their 8.3 entry's

@@ -1,29 +1,34 @@
 //! Identifying the kernel an image boots: the one this tool's boot record names, or the one a
-//! SYSLINUX configuration names; reading it from the filesystem and planning its load.
+//! SYSLINUX configuration names; reading it from the filesystem a chunk at a time (its SHA-256,
+//! its load plan through [`KernelBytes`]) so that memory does not grow with the kernel; and
+//! checking it against what `build-info.txt` recorded.
+
+use sha2::{Digest, Sha256};
 
 use super::checks::{Check, CheckName};
 use super::fat::{Entry, Volume};
 use super::source::DiskSource;
 use super::{BootLoader, Filesystem, KernelInfo};
-use crate::ident::sha256;
-use crate::kernel::MAX_KERNEL_SIZE;
-use crate::multiboot::{self, LoadPlan};
+use crate::multiboot::{self, KernelBytes, LoadPlan};
+use crate::plan::{INFO_FILE_NAME, info_field};
 
-/// Largest configuration file read (syslinux.cfg).
+/// Largest configuration file read (syslinux.cfg, build-info.txt).
 const MAX_CONFIG_READ: u64 = 64 * 1024;
+/// Bytes hashed per step.
+const CHUNK: usize = 1 << 20;
 /// SYSLINUX's configuration file.
 const SYSLINUX_CONFIG: &str = "syslinux.cfg";
 /// SYSLINUX's Multiboot module, which takes the kernel as its first argument.
 const SYSLINUX_MBOOT: &str = "mboot.c32";
 
-/// The kernel found, its bytes and directory entry.
+/// The kernel found: what the report says about it, its directory entry, where it starts.
 pub(super) struct Found {
     /// What the report says about it.
     pub(super) info: KernelInfo,
-    /// Its bytes.
-    pub(super) bytes: Vec<u8>,
     /// Its directory entry.
     pub(super) entry: Entry,
+    /// The LBA of its first cluster.
+    pub(super) first_lba: u64,
 }
 
 /// What identifying the kernel produced: the kernel (if readable), its command line, and the
@@ -85,19 +90,106 @@ pub(super) fn identify(
     Identified { found, cmdline, checks: [file_check, multiboot_check] }
 }
 
-/// Reads the kernel file and describes it.
+/// A file on a FAT volume, readable at any offset through its cluster chain.
+struct FileOnVolume<'a> {
+    source: &'a mut dyn DiskSource,
+    volume: &'a Volume,
+    chain: Vec<u32>,
+    size: u64,
+}
+
+impl KernelBytes for FileOnVolume<'_> {
+    fn len(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Option<()> {
+        if offset.checked_add(buf.len() as u64)? > self.size {
+            return None;
+        }
+        let cluster_size = self.volume.cluster_size();
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let cluster = *self.chain.get(usize::try_from(at / cluster_size).ok()?)?;
+            let within = at % cluster_size;
+            let n = ((cluster_size - within) as usize).min(buf.len() - done);
+            let disk_offset = self.volume.cluster_lba(cluster) * crate::bytes::SECTOR_SIZE + within;
+            self.source.read_at(disk_offset, &mut buf[done..done + n]).ok()?;
+            done += n;
+        }
+        Some(())
+    }
+}
+
+/// Reads the kernel file a chunk at a time and describes it.
 fn read_kernel(source: &mut dyn DiskSource, volume: &Volume, entry: &Entry) -> Result<Found, String> {
-    let bytes = volume.read(source, entry, MAX_KERNEL_SIZE)?;
-    let (contiguous, _) = volume.contiguous(source, entry).unwrap_or((false, 0));
+    let size = u64::from(entry.size);
+    let clusters = size.div_ceil(volume.cluster_size()).max(1);
+    let chain = volume.chain(source, entry.first_cluster, clusters)?;
+    if (chain.len() as u64) < clusters {
+        return Err(format!("{}: cluster chain is shorter than the file", entry.name));
+    }
+    let contiguous = chain.windows(2).all(|w| w[1] == w[0] + 1);
+    let first_lba = volume.cluster_lba(chain[0]);
+    let mut file = FileOnVolume { source, volume, chain, size };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK.min(size as usize)];
+    let mut done = 0u64;
+    while done < size {
+        let n = (size - done).min(CHUNK as u64) as usize;
+        file.read_at(done, &mut buf[..n]).ok_or_else(|| format!("{}: cannot read its clusters", entry.name))?;
+        hasher.update(&buf[..n]);
+        done += n as u64;
+    }
+    let prefix_len = size.min(multiboot::SEARCH_LIMIT as u64) as usize;
+    let mut prefix = vec![0u8; prefix_len];
+    file.read_at(0, &mut prefix);
     let info = KernelInfo {
         name: entry.name.clone(),
-        size: u64::from(entry.size),
-        sha256: sha256(&bytes).iter().map(|b| format!("{b:02x}")).collect(),
+        size,
+        sha256: hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
         contiguous,
-        header: multiboot::find_header(&bytes).ok(),
-        load: LoadPlan::new(&bytes).map_err(|e| e.to_string()),
+        header: multiboot::find_header(&prefix).ok(),
+        load: LoadPlan::from_source(&mut file).map_err(|e| e.to_string()),
     };
-    Ok(Found { info, bytes, entry: entry.clone() })
+    Ok(Found { info, entry: entry.clone(), first_lba })
+}
+
+/// The `build_info` check: `build-info.txt` records the kernel's size, SHA-256 and command
+/// line, and they match the kernel found and the boot record's command line.
+pub(super) fn build_info_check(
+    source: &mut dyn DiskSource,
+    volume: Option<&Volume>,
+    filesystem: Option<&Filesystem>,
+    found: Option<&Found>,
+    cmdline: Option<&str>,
+) -> Check {
+    let result = (|| {
+        let files = filesystem.map_or(&[][..], |f| &f.files[..]);
+        let entry = files.iter().find(|f| f.name.eq_ignore_ascii_case(INFO_FILE_NAME)).ok_or("no build-info.txt")?;
+        let volume = volume.ok_or("no filesystem")?;
+        let bytes = volume.read(source, entry, MAX_CONFIG_READ)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let found = found.ok_or("no kernel to compare")?;
+        let field =
+            |name| info_field::value(&text, name).ok_or(format!("build-info.txt has no \"{}\" line", name.trim()));
+        let size = field(info_field::KERNEL_SIZE)?;
+        if size != format!("{} bytes", found.info.size) {
+            return Err(format!(
+                "build-info.txt records a kernel of {size}, but {} is {} bytes",
+                found.info.name, found.info.size
+            ));
+        }
+        if field(info_field::KERNEL_SHA256)? != found.info.sha256 {
+            return Err(format!("the SHA-256 of {} differs from the one build-info.txt records", found.info.name));
+        }
+        if cmdline.is_some_and(|c| field(info_field::COMMAND_LINE).ok() != Some(c)) {
+            return Err("build-info.txt records another command line than the boot record's".into());
+        }
+        Ok(format!("{}'s size and SHA-256 match build-info.txt", found.info.name))
+    })();
+    Check::from_result(CheckName::BuildInfo, result)
 }
 
 /// The SYSLINUX configuration's boot line: (kernel file, command line) from

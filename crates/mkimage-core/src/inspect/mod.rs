@@ -61,6 +61,15 @@ pub enum InspectError {
         /// The path.
         path: String,
     },
+    /// The path names something that is not an image file: a directory, a FIFO (opening it
+    /// would wait for a writer), a socket or a character device.
+    #[error("{path} is not an image file (it is a {kind}); to inspect a stream, give - and pipe it in")]
+    NotAFile {
+        /// The path.
+        path: String,
+        /// What it is.
+        kind: &'static str,
+    },
     /// No MBR boot signature: neither a partitioned disk nor a tarball.
     #[error("{path} is not a disk image: no partition table (no 55AA boot signature in its first sector)")]
     NotADiskImage {
@@ -174,19 +183,65 @@ impl Report {
 }
 
 /// Inspects the image at `path`: a GCE tarball if it starts with the gzip magic, else a raw
-/// image.
+/// image (a regular file or a block device). Anything else is refused before it is opened.
 pub fn inspect_path(path: &Path) -> Result<Report, InspectError> {
     let name = path.display().to_string();
     let io = |source| InspectError::Io { path: name.clone(), source };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if let Some(kind) = not_an_image_kind(&meta.file_type()) {
+        return Err(InspectError::NotAFile { path: name, kind });
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
+    inspect_file(file, &name)
+}
+
+/// What a file type is when it cannot be an image file, or `None` when it can.
+fn not_an_image_kind(ft: &std::fs::FileType) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_block_device() {
+            return None;
+        }
+        if ft.is_fifo() {
+            return Some("FIFO");
+        }
+        if ft.is_socket() {
+            return Some("socket");
+        }
+        if ft.is_char_device() {
+            return Some("character device");
+        }
+    }
+    if ft.is_dir() {
+        return Some("directory");
+    }
+    (!ft.is_file()).then_some("special file")
+}
+
+/// Inspects an open image file (or block device); `name` is used in errors.
+fn inspect_file(mut file: std::fs::File, name: &str) -> Result<Report, InspectError> {
+    let io = |source| InspectError::Io { path: name.into(), source };
     let mut magic = [0u8; 2];
     let n = file.read(&mut magic).map_err(io)?;
     file.rewind().map_err(io)?;
     if n == 2 && magic == GZIP_MAGIC {
-        inspect_tarball(std::io::BufReader::new(file), &name)
+        let len = file.seek(std::io::SeekFrom::End(0)).map_err(io)?;
+        file.rewind().map_err(io)?;
+        unpack_and_analyse(file, Some(len), name)
     } else {
-        inspect_raw(file, &name)
+        inspect_raw(file, name)
     }
+}
+
+/// Inspects a stream (standard input, a pipe): it is first copied into a sparse temporary
+/// file (zero blocks become holes), so memory stays bounded and a tarball's size is known.
+pub fn inspect_stream(mut reader: impl Read, name: &str) -> Result<Report, InspectError> {
+    let io = |source| InspectError::Io { path: name.into(), source };
+    let mut file = tempfile::tempfile().map_err(io)?;
+    source::copy_sparse(&mut reader, &mut file).map_err(io)?;
+    file.rewind().map_err(io)?;
+    inspect_file(file, name)
 }
 
 /// Inspects a raw image; `name` is used in errors.
@@ -195,12 +250,21 @@ pub fn inspect_raw<R: Read + Seek>(reader: R, name: &str) -> Result<Report, Insp
     analyse(&mut source, Container::Raw, name)
 }
 
-/// Inspects a GCE tarball read as a stream; `name` is used in errors.
+/// Inspects a GCE tarball read as a stream; `name` is used in errors. Its disk is unpacked
+/// into a sparse temporary file.
 pub fn inspect_tarball<R: Read>(reader: R, name: &str) -> Result<Report, InspectError> {
-    let (archive, disk) =
-        tarball::read(reader).map_err(|source| InspectError::BadTarball { path: name.into(), source })?;
-    let mut disk = disk.ok_or_else(|| InspectError::NoDiskInTarball { path: name.into() })?;
-    analyse(&mut disk, Container::Tarball(archive), name)
+    unpack_and_analyse(reader, None, name)
+}
+
+fn unpack_and_analyse(reader: impl Read, compressed_len: Option<u64>, name: &str) -> Result<Report, InspectError> {
+    let mut disk = tempfile::tempfile().map_err(|source| InspectError::Io { path: name.into(), source })?;
+    let (archive, found) = tarball::unpack(reader, compressed_len, &mut disk)
+        .map_err(|source| InspectError::BadTarball { path: name.into(), source })?;
+    if found.is_none() {
+        return Err(InspectError::NoDiskInTarball { path: name.into() });
+    }
+    let mut source = RawSource::new(disk).map_err(|source| InspectError::Io { path: name.into(), source })?;
+    analyse(&mut source, Container::Tarball(archive), name)
 }
 
 /// Runs every step on the disk and collects the report.
@@ -214,12 +278,15 @@ fn analyse(source: &mut dyn DiskSource, container: Container, name: &str) -> Res
     checks.extend(checks::table_checks(&table));
     let (volume, filesystem, fs_check) = find_filesystem(source, &table);
     checks.push(fs_check);
-    let (boot_loader, boot_code) = loader::recognise(source, filesystem.as_ref());
+    let (boot_loader, area, boot_code) = loader::recognise(source, filesystem.as_ref());
     checks.push(boot_code);
     let identified = kernel::identify(source, &boot_loader, volume.as_ref(), filesystem.as_ref());
     checks.extend(identified.checks);
-    let found = identified.found.as_ref().map(|f| (&f.info, f.bytes.as_slice(), &f.entry));
-    checks.push(loader::record_check(source, &boot_loader, volume.as_ref(), found));
+    let found = identified.found.as_ref();
+    let boot_partition = filesystem.as_ref().and_then(|f| u8::try_from(f.partition.checked_sub(1)?).ok());
+    checks.push(loader::record_check(source, &boot_loader, area.as_ref(), found, boot_partition));
+    let cmdline = identified.cmdline.as_deref();
+    checks.push(kernel::build_info_check(source, volume.as_ref(), filesystem.as_ref(), found, cmdline));
     let kernel = identified.found.map(|f| f.info);
     Ok(Report { container, disk_size, table, filesystem, boot_loader, kernel, cmdline: identified.cmdline, checks })
 }

@@ -2,7 +2,7 @@
 //! headers ([`ClassLayout`], shared with the test ELF builder) and the planner that turns
 //! `PT_LOAD` segments into [`Segment`]s at their physical addresses.
 
-use super::{KernelError, KernelFormat, MAX_LOAD_END, MAX_PROGRAM_HEADERS, Segment};
+use super::{KernelBytes, KernelError, KernelFormat, MAX_LOAD_END, MAX_PROGRAM_HEADERS, Segment, read_vec};
 use crate::bytes::Le;
 
 /// ELF identification: magic bytes.
@@ -123,8 +123,12 @@ struct ProgramHeader {
     memsz: u64,
 }
 
-/// Plans an ELF kernel: its class, loadable segments and physical entry point.
-pub(super) fn plan_elf(kernel: &[u8]) -> Result<(KernelFormat, Vec<Segment>, u64), KernelError> {
+/// Plans an ELF kernel: its class, loadable segments and physical entry point. Reads the file
+/// header and the program header table only.
+pub(super) fn plan_elf(source: &mut dyn KernelBytes) -> Result<(KernelFormat, Vec<Segment>, u64), KernelError> {
+    let file_len = source.len();
+    let header_len = file_len.min(ELF64.ehdr_len as u64) as usize;
+    let kernel = &read_vec(source, 0, header_len).ok_or(KernelError::ElfTruncated)?[..];
     if kernel.len() < IDENT_LEN || kernel[..4] != MAGIC {
         return Err(KernelError::NotElf);
     }
@@ -159,14 +163,16 @@ pub(super) fn plan_elf(kernel: &[u8]) -> Result<(KernelFormat, Vec<Segment>, u64
         return Err(KernelError::ElfBadProgramHeaderSize { found: phentsize, expected: layout.phdr_len });
     }
     let table_end = phoff.checked_add((count * layout.phdr_len) as u64);
-    if table_end.is_none_or(|end| end > kernel.len() as u64) {
+    if table_end.is_none_or(|end| end > file_len) {
         return Err(KernelError::ElfProgramHeadersOutOfFile { offset: phoff, count });
     }
+    let table = read_vec(source, phoff, count * layout.phdr_len)
+        .ok_or(KernelError::ElfProgramHeadersOutOfFile { offset: phoff, count })?;
     let headers = (0..count).map(|i| {
-        let at = phoff as usize + i * layout.phdr_len;
-        let word = |o: usize| layout.word_at(kernel, at + o).unwrap_or(0);
+        let at = i * layout.phdr_len;
+        let word = |o: usize| layout.word_at(&table, at + o).unwrap_or(0);
         ProgramHeader {
-            kind: Le::<u32>::at(at).get(kernel).unwrap_or(0),
+            kind: Le::<u32>::at(at).get(&table).unwrap_or(0),
             offset: word(layout.p_offset),
             vaddr: word(layout.p_vaddr),
             paddr: word(layout.p_paddr),
@@ -183,7 +189,7 @@ pub(super) fn plan_elf(kernel: &[u8]) -> Result<(KernelFormat, Vec<Segment>, u64
         if ph.filesz > ph.memsz {
             return Err(KernelError::SegmentFileSizeExceedsMemSize { index, filesz: ph.filesz, memsz: ph.memsz });
         }
-        if ph.offset.checked_add(ph.filesz).is_none_or(|end| end > kernel.len() as u64) {
+        if ph.offset.checked_add(ph.filesz).is_none_or(|end| end > file_len) {
             return Err(KernelError::SegmentOutOfFile { index, offset: ph.offset, filesz: ph.filesz });
         }
         let Some(end) = ph.paddr.checked_add(ph.memsz) else {

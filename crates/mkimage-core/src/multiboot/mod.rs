@@ -323,19 +323,62 @@ pub struct LoadPlan {
     pub entry: u32,
 }
 
+/// Random access to a kernel file's bytes, so that a kernel can be planned without holding it
+/// in memory (the inspector reads it from a filesystem). Planning reads at most the first
+/// 8 KiB, the ELF program header table (at most 56 KiB) and, when no header is found, scans
+/// the rest in bounded chunks.
+pub trait KernelBytes {
+    /// The file's length in bytes.
+    fn len(&self) -> u64;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Fills `buf` with the bytes at `offset`; `None` when they lie outside the file or cannot
+    /// be read.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Option<()>;
+}
+
+impl KernelBytes for &[u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Option<()> {
+        let start = usize::try_from(offset).ok()?;
+        buf.copy_from_slice(self.get(start..start.checked_add(buf.len())?)?);
+        Some(())
+    }
+}
+
+/// Reads `len` bytes at `offset` (callers bound `len`).
+fn read_vec(kernel: &mut dyn KernelBytes, offset: u64, len: usize) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    kernel.read_at(offset, &mut buf)?;
+    Some(buf)
+}
+
+/// Bytes scanned per step when looking for a misplaced header beyond the search area.
+const SCAN_CHUNK: usize = 1 << 20;
+
 impl LoadPlan {
     /// Plans how to load `kernel`.
     pub fn new(kernel: &[u8]) -> Result<LoadPlan, KernelError> {
-        let header = find_header(kernel)?;
+        Self::from_source(&mut &*kernel)
+    }
+
+    /// Plans how to load the kernel `source` gives access to, reading only what planning needs.
+    pub fn from_source(source: &mut dyn KernelBytes) -> Result<LoadPlan, KernelError> {
+        let (prefix, header) = locate_header(source)?;
         let unsupported = header.flags & REQUIRED_FLAGS_MASK & !SUPPORTED_REQUIRED_FLAGS;
         if unsupported != 0 {
             return Err(KernelError::UnsupportedRequiredFlags { flags: unsupported });
         }
         let (format, mut segments, entry) = if header.flags & FLAG_AOUT_KLUDGE != 0 {
-            let (segment, entry) = plan_kludge(kernel, header)?;
+            let (segment, entry) = plan_kludge(&prefix, source.len(), header)?;
             (KernelFormat::AoutKludge, vec![segment], entry)
         } else {
-            elf::plan_elf(kernel)?
+            elf::plan_elf(source)?
         };
         segments.sort_by_key(|s| s.addr);
         for s in &segments {
@@ -377,9 +420,18 @@ impl LoadPlan {
 /// within the file and the first 8192 bytes, and a correct checksum. When there is none, the
 /// error describes the most telling near miss.
 pub fn find_header(kernel: &[u8]) -> Result<Header, KernelError> {
+    locate_header(&mut &*kernel).map(|(_, header)| header)
+}
+
+/// [`find_header`] on any kernel source. Returns the search area read (which holds the whole
+/// header) with the header.
+fn locate_header(kernel: &mut dyn KernelBytes) -> Result<(Vec<u8>, Header), KernelError> {
     let magic = HEADER_MAGIC.to_le_bytes();
     let mut near_miss = None;
-    let area = &kernel[..kernel.len().min(SEARCH_LIMIT)];
+    // The search area, and the three bytes after it that a straddling magic would reach.
+    let prefix_len = kernel.len().min(SEARCH_LIMIT as u64 + 3) as usize;
+    let prefix = read_vec(kernel, 0, prefix_len).ok_or(KernelError::NoHeader)?;
+    let area = &prefix[..prefix.len().min(SEARCH_LIMIT)];
     for offset in (0..area.len().saturating_sub(3)).step_by(HEADER_ALIGN) {
         if area[offset..offset + 4] != magic {
             continue;
@@ -397,29 +449,48 @@ pub fn find_header(kernel: &[u8]) -> Result<Header, KernelError> {
         if offset + needed > area.len() {
             return Err(KernelError::HeaderTruncated { offset, needed });
         }
-        return Ok(Header { offset, flags });
+        return Ok((prefix, Header { offset, flags }));
     }
     if let Some(err) = near_miss {
         return Err(err);
     }
     // A magic straddling the end of the search area still tells what went wrong.
-    if let Some(offset) = find_bytes(&kernel[..kernel.len().min(SEARCH_LIMIT + 3)], &magic)
+    if let Some(offset) = find_bytes(&prefix, &magic)
         && offset % HEADER_ALIGN != 0
     {
         return Err(KernelError::HeaderMisaligned { offset });
     }
-    if let Some(offset) = find_bytes(&kernel[SEARCH_LIMIT.min(kernel.len())..], &magic) {
-        return Err(KernelError::HeaderBeyondSearchArea { offset: offset + SEARCH_LIMIT });
+    if let Some(offset) = scan_beyond_search_area(kernel, &magic) {
+        return Err(KernelError::HeaderBeyondSearchArea { offset });
     }
     Err(KernelError::NoHeader)
+}
+
+/// The first offset at or after [`SEARCH_LIMIT`] where `magic` appears, read in bounded
+/// chunks that overlap by the magic's length.
+fn scan_beyond_search_area(kernel: &mut dyn KernelBytes, magic: &[u8]) -> Option<usize> {
+    let mut at = SEARCH_LIMIT as u64;
+    while at < kernel.len() {
+        let len = (kernel.len() - at).min(SCAN_CHUNK as u64) as usize;
+        let chunk = read_vec(kernel, at, len)?;
+        if let Some(found) = find_bytes(&chunk, magic) {
+            return usize::try_from(at).ok().map(|at| at + found);
+        }
+        if at + len as u64 >= kernel.len() {
+            break;
+        }
+        at += (len - (magic.len() - 1)) as u64;
+    }
+    None
 }
 
 fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn plan_kludge(kernel: &[u8], header: Header) -> Result<(Segment, u64), KernelError> {
-    let field = |f: Le<u32>| f.within(header.offset).get(kernel).unwrap_or(0);
+/// Plans an a.out kludge kernel of `file_len` bytes from its header (in `prefix`).
+fn plan_kludge(prefix: &[u8], file_len: u64, header: Header) -> Result<(Segment, u64), KernelError> {
+    let field = |f: Le<u32>| f.within(header.offset).get(prefix).unwrap_or(0);
     let (header_addr, load_addr, load_end_addr, bss_end_addr, entry_addr) = (
         field(header::HEADER_ADDR),
         field(header::LOAD_ADDR),
@@ -434,7 +505,6 @@ fn plan_kludge(kernel: &[u8], header: Header) -> Result<(Segment, u64), KernelEr
     let file_offset = (header.offset as u64)
         .checked_sub(back)
         .ok_or_else(|| KernelError::LoadBeforeFileStart { load_addr, before: back - header.offset as u64 })?;
-    let file_len = kernel.len() as u64;
     let file_size = if load_end_addr == 0 {
         file_len - file_offset
     } else {

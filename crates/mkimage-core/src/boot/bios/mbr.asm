@@ -6,11 +6,14 @@
 ;   55AA signature that follow are written by the image builder and never touched here.
 ;   Loads STAGE2_SECTORS + RECORD_SECTORS sectors (stage 2 and the boot record) from the LBA
 ;   the image builder patched into the disk address packet at DAP_OFFSET, to 0000:8000, with one
-;   INT 13h extended read (retried, with a disk reset between tries), checks stage 2's
-;   signature, and jumps to 0000:8000 with DL = boot drive.
+;   INT 13h extended read (retried, with a disk reset between tries), checks the CRC-32 of
+;   stage 2's STAGE2_SECTORS sectors against the value the image builder recorded, and jumps
+;   to 0000:8000 with DL = boot drive. Damaged or missing stage 2 code is never run.
 ;   On failure it prints one line on COM1 and halts (interrupts on, so Ctrl-Alt-Del works).
+;   Its variables live at 0600h, below its stack and outside this sector.
 ;
-; Patched by the image builder (offsets from the start of the sector, see bootstage.rs):
+; Patched by the image builder (offsets from the start of the sector, see boot/bios/mod.rs):
+;   CRC_OFFSET      u32  CRC-32 of stage 2's sectors; assembled as PLACEHOLDER_CRC
 ;   DAP_OFFSET + 2  u16  sectors to read
 ;   DAP_OFFSET + 8  u64  first LBA of the boot area; assembled as PLACEHOLDER_LBA
 
@@ -20,9 +23,17 @@ org 0x7c00
 %include "serial.inc"
 
 STAGE2_ADDR      equ 0x8000      ; where stage 2 runs (and the boot record follows)
+STAGE2_BYTES     equ 16 * 512    ; stage 2's sectors, covered by the CRC
 DAP_OFFSET       equ 0x1a8       ; disk address packet: the last 16 bytes of the code area
+CRC_OFFSET       equ DAP_OFFSET - 4
 SECTORS_DEFAULT  equ 32          ; stage 2 (16 sectors) + boot record (16 sectors)
 READ_TRIES       equ 3
+CRC32_POLY       equ 0xedb88320
+VARS             equ 0x600       ; variables, below the stack (which grows down from 7C00h)
+drive            equ VARS + 0    ; u8
+tries            equ VARS + 1    ; u8
+status           equ VARS + 2    ; u8
+sectors_wanted   equ VARS + 4    ; u16
 
 start:
     jmp 0x0000:normalized          ; some BIOSes enter at 07C0:0000
@@ -77,10 +88,25 @@ normalized:
     jmp fail.halt
 
 .loaded:
+    ; CRC-32 (IEEE, reflected) of stage 2, compared with the recorded value.
+    mov si, STAGE2_ADDR
+    mov cx, STAGE2_BYTES
+    or eax, -1
+.byte:
+    xor al, [si]
+    inc si
+    mov dl, 8
+.bit:
+    shr eax, 1
+    jnc .next
+    xor eax, CRC32_POLY
+.next:
+    dec dl
+    jnz .bit
+    loop .byte
+    not eax
     mov si, msg_bad_stage2
-    cmp dword [STAGE2_ADDR + 4], 'UKMK'
-    jne fail
-    cmp dword [STAGE2_ADDR + 8], 'STG2'
+    cmp eax, [stage2_crc]
     jne fail
     mov dl, [drive]
     jmp 0x0000:STAGE2_ADDR
@@ -130,17 +156,14 @@ putc:
     PUTC_ROUTINE
 
 msg_prefix:     db "unikernel-mkimage: ", 0
-msg_no_ext:     db "BIOS has no INT 13h extensions for the boot disk", 13, 10, 0
+msg_no_ext:     db "no INT 13h extensions for the boot disk", 13, 10, 0
 msg_read:       db "cannot read the boot stage, BIOS status 0x", 0
 msg_bad_stage2: db "boot stage missing or damaged", 13, 10, 0
 msg_crlf:       db 13, 10, 0
 
-drive:          db 0
-tries:          db 0
-status:         db 0
-sectors_wanted: dw 0
-
-    times DAP_OFFSET - ($ - $$) db 0
+    times CRC_OFFSET - ($ - $$) db 0
+stage2_crc:
+    dd 0x3f43_5243                 ; CRC-32 of stage 2 (patched); placeholder "CRC?"
 dap:
     db 16                          ; packet size
     db 0

@@ -19,6 +19,10 @@ pub const MBR_CODE: &[u8; BOOT_CODE_LEN] = include_bytes!("mbr.bin");
 pub const STAGE2_CODE: &[u8] = include_bytes!("stage2.bin");
 /// Offset in the MBR code of the INT 13h disk address packet the MBR code reads stage 2 with.
 pub const MBR_DAP_OFFSET: usize = 0x1a8;
+/// The CRC-32 of stage 2's sectors, which the MBR code checks before running it.
+pub const MBR_STAGE2_CRC: Le<u32> = Le::at(MBR_DAP_OFFSET - 4);
+/// The value the assembled MBR code holds at [`MBR_STAGE2_CRC`] until patched ("CRC?").
+pub const MBR_CRC_PLACEHOLDER: u32 = 0x3f43_5243;
 /// The DAP's length byte (16).
 const MBR_DAP_SIZE: Le<u8> = Le::at(MBR_DAP_OFFSET);
 /// The DAP's sector count, patched to [`BOOT_AREA_SECTORS`].
@@ -59,15 +63,24 @@ pub fn stage2_sectors() -> Vec<u8> {
     bytes
 }
 
-/// The MBR code with the boot area's location patched in.
+/// The MBR code with the boot area's location and stage 2's CRC-32 patched in.
 pub fn patched_mbr_code(boot_area_lba: u64) -> Result<[u8; BOOT_CODE_LEN], Error> {
     let mut code = *MBR_CODE;
-    if MBR_DAP_LBA.get(&code) != Some(MBR_LBA_PLACEHOLDER) || MBR_DAP_SIZE.get(&code) != Some(DAP_LEN) {
-        return Err(Error::Internal("the embedded MBR code has no disk address packet where expected".into()));
+    if MBR_DAP_LBA.get(&code) != Some(MBR_LBA_PLACEHOLDER)
+        || MBR_DAP_SIZE.get(&code) != Some(DAP_LEN)
+        || MBR_STAGE2_CRC.get(&code) != Some(MBR_CRC_PLACEHOLDER)
+    {
+        return Err(Error::Internal("the embedded MBR code has no patch fields where expected".into()));
     }
     MBR_DAP_COUNT.put(&mut code, BOOT_AREA_SECTORS as u16);
     MBR_DAP_LBA.put(&mut code, boot_area_lba);
+    MBR_STAGE2_CRC.put(&mut code, stage2_crc());
     Ok(code)
+}
+
+/// CRC-32 of stage 2's sectors as written (recorded in the MBR code and the boot record).
+pub fn stage2_crc() -> u32 {
+    crc32fast::hash(&stage2_sectors())
 }
 
 /// Checks that the embedded stage 2 is what this module expects (signature, record format,
@@ -89,10 +102,11 @@ mod tests {
     #[test]
     fn embedded_boot_code_is_consistent() {
         check_stage2().unwrap();
-        assert_eq!(stage_version(), 1);
+        assert_eq!(stage_version(), 2);
         let code = patched_mbr_code(64).unwrap();
         assert_eq!(MBR_DAP_COUNT.get(&code), Some(32));
         assert_eq!(MBR_DAP_LBA.get(&code), Some(64));
+        assert_eq!(MBR_STAGE2_CRC.get(&code), Some(crc32fast::hash(&stage2_sectors())));
         assert_eq!(stage2_sectors().len(), 8192);
     }
 
@@ -128,6 +142,7 @@ mod tests {
             ("R_SUM_B", field::SUM_B.offset()),
             ("R_KERNEL_SIZE", field::KERNEL_SIZE.offset()),
             ("R_STAGE2_CRC", field::STAGE2_CRC.offset()),
+            ("R_KERNEL_LBA", field::KERNEL_LBA.offset()),
         ];
         for (name, offset) in named {
             assert_eq!(offset_of(name), offset, "{name}");

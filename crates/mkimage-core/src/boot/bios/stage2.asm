@@ -8,6 +8,11 @@
 ;   It checks, in order, and stops at the first failure with one line on COM1 and a halt:
 ;     1. the boot record: signature, format version, length, CRC-32; and stage 2's own CRC-32
 ;        (recorded by the image builder), so a damaged boot area is never executed further;
+;        then, trusting nothing the record says even with a correct CRC: every table and
+;        string lies inside the record; no flag it does not know is set; every run reads only
+;        sectors of the kernel file (skip < 512, sectors = ceil((skip + length) / 512), length
+;        not zero); every run and zero range lies in [1 MiB, 4 GiB), so none touches the
+;        loader's own memory; no two ranges overlap; the entry point lies in loaded bytes;
 ;     2. INT 13h extensions for the boot drive;
 ;     3. the A20 line: enabled through the BIOS, the keyboard controller or port 92h, and
 ;        verified by an alias test after each attempt;
@@ -37,10 +42,11 @@
 ;   C000h-C07Fh  Multiboot info   C200h-CDFFh  memory map (128 entries of 24 bytes)
 ;   10000h-1FDFFh bounce buffer for disk reads (127 sectors)
 ;
-; Boot record (little-endian; see bootstage.rs, which writes it):
-;   00h  8  signature "UKMKBREC"      08h  2  format version (1)   0Ah  2  header length (64)
+; Boot record (little-endian; see boot/record.rs, which writes it):
+;   00h  8  signature "UKMKBREC"      08h  2  format version (2)   0Ah  2  header length (96)
 ;   0Ch  4  total length              10h  4  CRC-32 of the record with this field zero
-;   14h  4  flags (bit 0: quiet)      18h  4  kernel entry point (physical)
+;   14h  4  flags (bit 0: quiet; bit 1: video mode, refused here)
+;   18h  4  kernel entry point (physical)
 ;   1Ch  2  number of runs            1Eh  2  number of zero ranges
 ;   20h  2  offset of the runs        22h  2  offset of the zero ranges
 ;   24h  2  offset of the command line    26h  2  offset of the kernel name
@@ -48,6 +54,9 @@
 ;   2Ch  1  boot partition index      2Dh  3  reserved (0)
 ;   30h  4  checksum A                34h  4  checksum B  (over the loaded bytes, see below)
 ;   38h  4  kernel file size          3Ch  4  CRC-32 of stage 2's 16 sectors
+;   40h  8  first LBA of the kernel file
+;   48h 16  video request: mode type, width, height, depth (for the UEFI loader; unused here)
+;   58h  8  reserved (0)
 ;   run (24 bytes): LBA u64, destination u32, skip u16 (bytes to skip in the first sector),
 ;     reserved u16, length u32 (bytes), sectors u32 (sectors covering skip + length)
 ;   zero range (8 bytes): destination u32, length u32
@@ -59,14 +68,17 @@ org 0x8000
 
 %include "serial.inc"
 
-STAGE_VERSION    equ 1
-RECORD_VERSION   equ 1
+STAGE_VERSION    equ 2
+RECORD_VERSION   equ 2
 
 STAGE2_ADDR      equ 0x8000
 STAGE2_BYTES     equ 16 * 512
 RECORD           equ 0xa000
 RECORD_MAX       equ 16 * 512
-RECORD_HEADER    equ 64
+RECORD_HEADER    equ 96
+RUN_LEN          equ 24
+ZERO_LEN         equ 8
+LOAD_MIN         equ 0x100000      ; lowest address a kernel range may use
 INFO             equ 0xc000
 MMAP             equ 0xc200
 MMAP_MAX         equ 128
@@ -104,6 +116,7 @@ R_SUM_A          equ RECORD + 0x30
 R_SUM_B          equ RECORD + 0x34
 R_KERNEL_SIZE    equ RECORD + 0x38
 R_STAGE2_CRC     equ RECORD + 0x3c
+R_KERNEL_LBA     equ RECORD + 0x40
 FLAG_QUIET       equ 1
 
 ; variables (0500h-05FFh)
@@ -129,6 +142,8 @@ v_run_ptr        equ 0x554         ; u16: current run / zero range in the record
 v_run_left       equ 0x556         ; u16: runs / zero ranges still to process
 v_cursor         equ 0x558         ; u32: scratch for the memory map walks
 v_fused          equ 0x55c         ; u8: 1 when the current run is checksummed while copied
+v_kernel_end     equ 0x560         ; u64: one past the kernel file's last LBA
+v_range_count    equ 0x568         ; u16: runs + zero ranges
 
 ; ---------------------------------------------------------------------------------------------
 header:
@@ -152,6 +167,7 @@ entry:
     call serial_init
 
     call check_record
+    call check_plan
     test byte [R_FLAGS], FLAG_QUIET
     jnz .quiet
     call print_start_line
@@ -206,28 +222,21 @@ check_record:
     mov si, msg_record_damaged
     cmp eax, [R_CRC]
     jne fatal
-    ; Offsets and counts must stay inside the record.
+    ; Offsets and counts must stay inside the record, after its header.
     movzx eax, word [R_RUN_COUNT]
-    imul eax, eax, 24
+    imul eax, eax, RUN_LEN
     movzx ebx, word [R_RUNS]
-    add eax, ebx
-    cmp eax, [R_TOTAL_LEN]
-    ja fatal
+    call check_table
     movzx eax, word [R_ZERO_COUNT]
     shl eax, 3
     movzx ebx, word [R_ZEROS]
-    add eax, ebx
-    cmp eax, [R_TOTAL_LEN]
-    ja fatal
-    mov eax, [R_TOTAL_LEN]
-    cmp [R_CMDLINE], ax
-    jae fatal
-    cmp [R_KERNEL_NAME], ax
-    jae fatal
-    cmp [R_LOADER_NAME], ax
-    jae fatal
-    cmp byte [RECORD + RECORD_MAX - 1], 0      ; strings cannot run past the record area
-    jne fatal
+    call check_table
+    mov bx, [R_CMDLINE]
+    call check_string
+    mov bx, [R_KERNEL_NAME]
+    call check_string
+    mov bx, [R_LOADER_NAME]
+    call check_string
     ; Stage 2 itself, as the image builder wrote it.
     mov eax, 0xffffffff
     mov si, STAGE2_ADDR
@@ -236,6 +245,30 @@ check_record:
     not eax
     mov si, msg_stage2_damaged
     cmp eax, [R_STAGE2_CRC]
+    jne fatal
+    ret
+
+; A table of EAX bytes at record offset EBX must lie after the header and inside the record.
+check_table:
+    mov si, msg_record_damaged
+    cmp ebx, RECORD_HEADER
+    jb fatal
+    add eax, ebx
+    cmp eax, [R_TOTAL_LEN]
+    ja fatal
+    ret
+
+; The string at record offset BX must start after the header and end (NUL) inside the record.
+check_string:
+    mov si, msg_record_damaged
+    cmp bx, RECORD_HEADER
+    jb fatal
+    movzx ecx, word [R_TOTAL_LEN]
+    sub cx, bx
+    jbe fatal
+    lea di, [bx + RECORD]
+    xor al, al
+    repne scasb
     jne fatal
     ret
 
@@ -257,6 +290,177 @@ crc32_update:
     jnz .byte
 .done:
     ret
+
+; The record's plan, checked field by field: what a correct CRC cannot vouch for.
+check_plan:
+    mov si, msg_bad_flags
+    test dword [R_FLAGS], ~FLAG_QUIET
+    jnz fatal
+    ; One past the kernel file's last sector: its LBA + ceil(size / 512), in 64 bits.
+    mov si, msg_bad_run
+    mov eax, [R_KERNEL_SIZE]
+    test eax, eax
+    jz fatal
+    xor edx, edx
+    add eax, 511
+    adc edx, 0
+    shrd eax, edx, 9
+    shr edx, 9
+    add eax, [R_KERNEL_LBA]
+    adc edx, [R_KERNEL_LBA + 4]
+    jc fatal
+    mov [v_kernel_end], eax
+    mov [v_kernel_end + 4], edx
+    cmp word [R_RUN_COUNT], 0
+    je fatal
+    mov ax, [R_RUN_COUNT]
+    add ax, [R_ZERO_COUNT]
+    mov [v_range_count], ax
+    ; Every run reads only the kernel file's sectors, and just the ones it needs.
+    mov si, [R_RUNS]
+    add si, RECORD
+    mov cx, [R_RUN_COUNT]
+.run:
+    call check_run
+    add si, RUN_LEN
+    loop .run
+    ; Every range lies in [1 MiB, 4 GiB); none overlaps another; the entry point is loaded.
+    xor bx, bx
+.range:
+    cmp bx, [v_range_count]
+    jae .ranges_done
+    call range_at
+    call check_bounds
+    inc bx
+    jmp .range
+.ranges_done:
+    call check_overlaps
+    jmp check_entry
+
+; Checks the run at SI (clobbers EAX, EDX, DI).
+check_run:
+    mov di, msg_bad_run
+    cmp word [si + 12], 512                 ; skip
+    jae .bad
+    mov eax, [si + 16]                      ; length
+    test eax, eax
+    jz .bad
+    movzx edx, word [si + 12]
+    add eax, edx                            ; skip + length, then whole sectors, in 64 bits
+    mov edx, 0
+    adc edx, edx
+    add eax, 511
+    adc edx, 0
+    shrd eax, edx, 9
+    shr edx, 9
+    jnz .bad
+    cmp eax, [si + 20]                      ; sectors
+    jne .bad
+    mov eax, [si]                           ; LBA >= the kernel's first LBA
+    mov edx, [si + 4]
+    cmp edx, [R_KERNEL_LBA + 4]
+    jb .bad
+    ja .start_ok
+    cmp eax, [R_KERNEL_LBA]
+    jb .bad
+.start_ok:
+    add eax, [si + 20]                      ; LBA + sectors <= one past the kernel's last
+    adc edx, 0
+    cmp edx, [v_kernel_end + 4]
+    ja .bad
+    jb .end_ok
+    cmp eax, [v_kernel_end]
+    ja .bad
+.end_ok:
+    ret
+.bad:
+    mov si, di
+    jmp fatal
+
+; Range BX (the runs first, then the zero ranges): EAX = destination, ECX = length.
+; Clobbers SI.
+range_at:
+    cmp bx, [R_RUN_COUNT]
+    jae .zero
+    imul si, bx, RUN_LEN
+    add si, [R_RUNS]
+    mov eax, [si + RECORD + 8]
+    mov ecx, [si + RECORD + 16]
+    ret
+.zero:
+    mov si, bx
+    sub si, [R_RUN_COUNT]
+    shl si, 3
+    add si, [R_ZEROS]
+    mov eax, [si + RECORD]
+    mov ecx, [si + RECORD + 4]
+    ret
+
+; The range EAX, ECX (length; empty is fine) must lie in [LOAD_MIN, 4 GiB).
+check_bounds:
+    jecxz .ok
+    mov si, msg_bad_range
+    cmp eax, LOAD_MIN
+    jb fatal
+    add eax, ecx
+    jnc .ok
+    jnz fatal                               ; beyond 4 GiB (exactly 4 GiB leaves zero)
+.ok:
+    ret
+
+; No two non-empty ranges may overlap (every pair is compared).
+check_overlaps:
+    xor bx, bx
+.outer:
+    cmp bx, [v_range_count]
+    jae .done
+    call range_at
+    jecxz .next_outer
+    mov [v_range_first], eax
+    lea eax, [eax + ecx - 1]
+    mov [v_range_last], eax
+    mov di, bx
+.inner:
+    inc di
+    cmp di, [v_range_count]
+    jae .next_outer
+    push bx
+    mov bx, di
+    call range_at
+    pop bx
+    jecxz .inner
+    cmp eax, [v_range_last]
+    ja .inner
+    lea eax, [eax + ecx - 1]
+    cmp eax, [v_range_first]
+    jb .inner
+    mov si, msg_overlap
+    jmp fatal
+.next_outer:
+    inc bx
+    jmp .outer
+.done:
+    ret
+
+; The entry point must lie in the bytes some run loads.
+check_entry:
+    mov edx, [R_ENTRY]
+    xor bx, bx
+.run:
+    cmp bx, [R_RUN_COUNT]
+    jae .outside
+    call range_at
+    inc bx
+    cmp edx, eax
+    jb .run
+    sub edx, eax
+    cmp edx, ecx
+    lea edx, [edx + eax]                    ; restore the entry point (flags unchanged)
+    jae .run
+    ret
+.outside:
+    mov si, msg_bad_entry
+    jmp fatal
 
 print_start_line:
     mov si, [R_LOADER_NAME]
@@ -1078,10 +1282,15 @@ zero_dword: dd 0
 msg_error:           db "unikernel-mkimage boot stage: error: ", 0
 msg_no_record:       db "boot record missing (the boot area does not hold one)", 13, 10, 0
 msg_record_version:  db "boot record format ", 0
-msg_record_version2: db " is not supported by this boot stage (it reads format 1)", 13, 10, 0
+msg_record_version2: db " is not supported by this boot stage (it reads format 2)", 13, 10, 0
 msg_record_damaged:  db "boot record damaged (checksum or lengths wrong)", 13, 10, 0
 msg_stage2_damaged:  db "boot stage damaged (its checksum does not match the boot record)", 13, 10, 0
-msg_start1:          db " (boot stage 1): loading ", 0
+msg_bad_flags:       db "boot record asks for features this boot stage lacks (a video mode?)", 13, 10, 0
+msg_bad_run:         db "boot record invalid: a run does not read the kernel file's own sectors", 13, 10, 0
+msg_bad_range:       db "boot record invalid: a load range lies below 1 MiB or beyond 4 GiB", 13, 10, 0
+msg_overlap:         db "boot record invalid: two load ranges overlap", 13, 10, 0
+msg_bad_entry:       db "boot record invalid: the entry point is not in the loaded bytes", 13, 10, 0
+msg_start1:          db " (boot stage 2): loading ", 0
 msg_start2:          db " (", 0
 msg_start3:          db " bytes)", 13, 10, 0
 msg_no_ext:          db "BIOS has no INT 13h extensions for drive 0x", 0
