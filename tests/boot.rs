@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::qemu::{self, Disk, EXIT_PASS};
 use libtest_mimic::{Arguments, Failed, Trial};
 use mkimage_core::boot::bios::STAGE2_SECTORS;
-use mkimage_core::boot::record::BootRecord;
+use mkimage_core::boot::record::{BootRecord, FLAG_QUIET, ZeroRange};
 use mkimage_core::bytes::SECTOR_SIZE;
 use mkimage_core::{Image, ImageBuilder, Kernel, PartitionTable};
 
@@ -161,6 +161,58 @@ fn read(path: &Path, offset: u64, len: usize) -> Vec<u8> {
     buf
 }
 
+/// How many random records the fuzz loop boots.
+const FUZZ_RECORDS: usize = 24;
+
+/// Records derived from `base` with a valid CRC but an unsafe plan: the cases a damaged or
+/// hostile record must not get past (a run into the loader's memory, a zero range over it, entry
+/// 0, a run length of FFFFFFFFh...), then random mutations of one field each, kept when the
+/// host's check of the plan (which mirrors stage 2's) refuses them.
+fn crafted_records(base: &BootRecord) -> Vec<(String, BootRecord)> {
+    let mut out = Vec::new();
+    let mut named = |name: &str, change: &dyn Fn(&mut BootRecord)| {
+        let mut r = base.clone();
+        change(&mut r);
+        out.push((name.to_string(), r));
+    };
+    named("run_into_loader_memory", &|r| r.runs[0].dest = 0x1_0000);
+    named("zero_range_over_loader", &|r| r.zeros.push(ZeroRange { dest: 0x8000, len: 0x1000 }));
+    named("entry_zero", &|r| r.entry = 0);
+    named("run_length_ffffffff", &|r| r.runs[0].len = u32::MAX);
+    named("run_beyond_4gib", &|r| {
+        r.runs[0].dest = u32::MAX - r.runs[0].len / 2;
+        r.entry = r.runs[0].dest;
+    });
+    named("run_outside_kernel_file", &|r| r.runs[0].lba = r.kernel_lba + 100_000);
+    named("overlapping_ranges", &|r| r.zeros.push(ZeroRange { dest: r.runs[0].dest, len: 16 }));
+    named("unknown_flag", &|r| r.flags |= 1 << 7);
+    named("video_flag", &|r| r.flags |= mkimage_core::boot::record::FLAG_VIDEO);
+    let mut random = mkimage_core::testkit::random_bytes(FUZZ_RECORDS * 64, 0x5eed_1234).into_iter();
+    let mut next = move || u32::from_le_bytes(std::array::from_fn(|_| random.next().unwrap_or(0)));
+    let mut fuzzed = 0;
+    while fuzzed < FUZZ_RECORDS {
+        let mut r = base.clone();
+        let value = next();
+        // Values near the boundaries are likelier to find a gap between host and stage 2.
+        let near = |x: u32| x.wrapping_add(value % 64).wrapping_sub(32);
+        match next() % 8 {
+            0 => r.runs[0].dest = if value % 2 == 0 { value } else { near(0x10_0000) },
+            1 => r.runs[0].len = if value % 2 == 0 { value } else { near(r.runs[0].len) },
+            2 => r.runs[0].skip = value as u16,
+            3 => r.runs[0].sectors = near(r.runs[0].sectors),
+            4 => r.runs[0].lba = u64::from(near(r.kernel_lba as u32)),
+            5 => r.zeros.push(ZeroRange { dest: value, len: next() % 0x10_0000 }),
+            6 => r.entry = if value % 2 == 0 { value } else { near(r.runs[0].dest) },
+            _ => r.flags = value,
+        }
+        if r.check_plan(FLAG_QUIET).is_err() {
+            out.push((format!("fuzz_{fuzzed:02}"), r));
+            fuzzed += 1;
+        }
+    }
+    out
+}
+
 fn failure_trials(qemu: &Path, dir: &Path) -> Vec<Trial> {
     let hello = &FIXTURES[0];
     let image = build(hello, PartitionTable::Mbr, false);
@@ -228,6 +280,15 @@ fn failure_trials(qemu: &Path, dir: &Path) -> Vec<Trial> {
         "128M",
         format!("{STAGE2_ERROR}disk read failed at LBA 0x0000010000000000 (BIOS status 0x"),
     );
+
+    // Records with a correct CRC whose plan is unsafe: each is refused in one line.
+    let base = BootRecord::decode(&read(&copy("base.raw"), record_offset, 8192)).unwrap();
+    for (name, record) in crafted_records(&base) {
+        let err = record.check_plan(FLAG_QUIET).expect_err("crafted records are invalid");
+        let path = copy(&format!("{name}.raw"));
+        patch(&path, record_offset, &record.encode().unwrap());
+        add(&format!("record::{name}"), path, "128M", format!("{STAGE2_ERROR}{err}"));
+    }
 
     // A kernel whose 16 MiB segment does not fit in 16 MiB of RAM.
     let multiseg = &FIXTURES[1];

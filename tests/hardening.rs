@@ -460,7 +460,11 @@ fn disk_full_leaves_nothing_behind() {
     let text = stdout(&out);
     let err = stderr(&out);
     assert!(!text.contains("unexpected success"), "{text}{err}");
-    assert!(err.contains("unikernel-mkimage: error: cannot write the image: No space left on device"), "{err}");
+    // The message names the output, never the temporary file.
+    let expected =
+        format!("unikernel-mkimage: error: cannot write {}/out.tar.gz: No space left on device", full.display());
+    assert!(err.contains(&expected), "{err}");
+    assert!(!err.contains(".partial"), "{err}");
     assert!(text.contains("status=1"), "{text}");
     // Only the old output remains, untouched.
     let listing: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("status=")).skip(1).collect();

@@ -2,12 +2,13 @@
 //! `solo5-virtio-mkimage`: writing an image to its destination safely, turning errors into one
 //! line, and cleaning up temporary files when a signal ends the process.
 
+pub mod output;
 pub mod qemu;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use mkimage_core::{Error, Image};
+use mkimage_core::Error;
 
 /// Exit status of a failed command.
 pub const EXIT_FAILURE: u8 = 1;
@@ -145,27 +146,6 @@ fn remove_registered() {
     }
 }
 
-/// Refuses outputs that would clobber something: a directory, the kernel itself, or (without
-/// `force`) an existing file.
-pub fn check_output(output: &Path, kernel: &Path, force: bool) -> Result<(), Failure> {
-    let Ok(meta) = std::fs::metadata(output) else {
-        return Ok(());
-    };
-    if meta.is_dir() {
-        return Err(Failure(format!("output {} is a directory", output.display())));
-    }
-    if same_file(output, kernel) {
-        return Err(Failure(format!(
-            "output {} is the kernel itself; the input is never overwritten",
-            output.display()
-        )));
-    }
-    if !force {
-        return Err(Failure(format!("output {} already exists (use --force to replace it)", output.display())));
-    }
-    Ok(())
-}
-
 /// Whether two paths name the same file.
 #[cfg(unix)]
 pub fn same_file(a: &Path, b: &Path) -> bool {
@@ -182,43 +162,6 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     std::fs::canonicalize(a).ok().is_some_and(|a| std::fs::canonicalize(b).ok() == Some(a))
 }
 
-/// Writes the image to a temporary file next to `output` and renames it into place, so that
-/// `output` is either the complete image or untouched, and nothing is left behind on failure or
-/// on SIGINT/SIGTERM. Returns the bytes written.
-pub fn write_output(image: &Image, output: &Path, format: Format, force: bool) -> Result<u64, Failure> {
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let io_failure = |what: &str, err: std::io::Error| Failure(format!("{what} {}: {err}", output.display()));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".unikernel-mkimage-")
-        .suffix(".partial")
-        .permissions(default_permissions())
-        .tempfile_in(dir)
-        .map_err(|e| io_failure("cannot create a temporary file next to", e))?;
-    let temp_path = temp.path().to_owned();
-    register_temp(&temp_path);
-    let result = (|| {
-        let written = match format {
-            Format::Raw => image.write_raw_file(temp.as_file_mut())?,
-            Format::Gce => image.write_gce(std::io::BufWriter::new(temp.as_file_mut()))?,
-        };
-        temp.as_file().sync_all().map_err(|e| io_failure("cannot flush", e))?;
-        let persisted = if force { temp.persist(output) } else { temp.persist_noclobber(output) };
-        persisted.map_err(|e| {
-            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                Failure(format!("output {} already exists (use --force to replace it)", output.display()))
-            } else {
-                io_failure("cannot move the finished image to", e.error)
-            }
-        })?;
-        Ok::<u64, Failure>(written)
-    })();
-    unregister_temp(&temp_path);
-    result
-}
-
 /// Permissions of a newly created output, before the umask: read-write for everyone, as for any
 /// file a program creates.
 #[cfg(unix)]
@@ -233,10 +176,11 @@ pub fn default_permissions() -> std::fs::Permissions {
     std::fs::metadata(".").map(|m| m.permissions()).expect("current directory is readable")
 }
 
-/// Infers the format from the output's name: `*.tar.gz` and `*.tgz` are GCE tarballs.
+/// Infers the format from the output's name (whatever its encoding): `*.tar.gz` and `*.tgz` are
+/// GCE tarballs.
 pub fn infer_format(output: &Path) -> Format {
-    let name = output.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
-    if name.ends_with(".tar.gz") || name.ends_with(".tgz") { Format::Gce } else { Format::Raw }
+    let name = output.file_name().map(|n| n.as_encoded_bytes().to_ascii_lowercase()).unwrap_or_default();
+    if name.ends_with(b".tar.gz") || name.ends_with(b".tgz") { Format::Gce } else { Format::Raw }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use mkimage_cli::{Failure, Format, OnSignal, check_output, handle_signals, infer_format, write_output};
+use mkimage_cli::{Failure, Format, OnSignal, handle_signals, infer_format, output};
 use mkimage_core::size::{format_size, parse_size};
 use mkimage_core::{ImageBuilder, Kernel, PartitionTable, Timestamp};
 
@@ -194,7 +194,9 @@ fn build(args: BuildArgs) -> Result<(), Failure> {
         mkimage_core::output::gce::check_disk_size(disk_size).map_err(about_output)?;
     }
     let timestamp = Timestamp::from_env()?;
-    check_output(&args.output, &args.kernel, args.force)?;
+    let dest = output::prepare(&args.output, &args.kernel, format, args.force)?;
+    // With the image on standard output, everything else goes to standard error.
+    let say = |text: &str| if dest.is_stdout() { eprint!("{text}") } else { print!("{text}") };
 
     let kernel = Kernel::from_path(&args.kernel).map_err(|e| failure(&e))?;
     let mut builder = ImageBuilder::new(kernel)
@@ -213,14 +215,15 @@ fn build(args: BuildArgs) -> Result<(), Failure> {
         builder = builder.identity_seed(seed);
     }
     if args.verbose {
-        print!("{}", plan_text::describe(&builder.plan().map_err(|e| failure(&e))?));
+        say(&mkimage_cli::printable(&plan_text::describe(&builder.plan().map_err(|e| failure(&e))?)));
     }
     let image = builder.build().map_err(|e| failure(&e))?;
-    let written = write_output(&image, &args.output, format, args.force)?;
+    let written = output::write(&image, &dest, format)?;
     if !args.quiet {
-        println!(
-            "unikernel-mkimage: wrote {} ({}, {} disk, {} bytes written) in {:.3} s",
-            args.output.display(),
+        let shown = if dest.is_stdout() { "standard output".into() } else { args.output.display().to_string() };
+        say(&format!(
+            "unikernel-mkimage: wrote {} ({}, {} disk, {} bytes written) in {:.3} s\n",
+            mkimage_cli::printable(&shown),
             match format {
                 Format::Raw => "raw",
                 Format::Gce => "gce",
@@ -228,7 +231,7 @@ fn build(args: BuildArgs) -> Result<(), Failure> {
             format_size(image.disk_size()),
             written,
             started.elapsed().as_secs_f64()
-        );
+        ));
     }
     Ok(())
 }

@@ -52,10 +52,10 @@ pub enum Error {
     },
     /// The kernel file's name is not valid UTF-8, so it cannot be its name on the disk; give the
     /// kernel a name ([`crate::ImageBuilder::name`]).
-    #[error("kernel {}: the file name is not valid UTF-8, so it cannot be stored as the kernel's name", path.display())]
+    #[error("kernel {kernel}: the file name is not valid UTF-8, so it cannot be stored as the kernel's name")]
     KernelNameNotUtf8 {
-        /// The kernel path.
-        path: PathBuf,
+        /// The kernel (its path, made printable).
+        kernel: String,
     },
     /// The kernel name cannot be stored on the FAT filesystem or used on the command line.
     #[error("kernel {kernel}: the name {name:?} cannot be used: {reason}")]

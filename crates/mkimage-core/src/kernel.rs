@@ -16,7 +16,8 @@ pub const MAX_KERNEL_SIZE: u64 = 1 << 30;
 /// A kernel to put on the disk: its bytes and the file name it gets on the FAT filesystem.
 #[derive(Clone, Debug)]
 pub struct Kernel {
-    pub(crate) name: String,
+    /// `None` when read from a file whose name is not valid UTF-8: the build then needs a name.
+    pub(crate) name: Option<String>,
     /// What errors call the kernel: its path when read from a file, else its name.
     pub(crate) origin: String,
     pub(crate) bytes: Arc<Vec<u8>>,
@@ -26,7 +27,7 @@ impl Kernel {
     /// A kernel from bytes in memory, stored under `name`.
     pub fn from_bytes(name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
         let name = name.into();
-        Kernel { origin: name.clone(), name, bytes: Arc::new(bytes.into()) }
+        Kernel { origin: name.clone(), name: Some(name), bytes: Arc::new(bytes.into()) }
     }
 
     /// A kernel read to its end from `reader`, stored under `name`. Reads at most
@@ -39,11 +40,13 @@ impl Kernel {
             .take(MAX_KERNEL_SIZE + 1)
             .read_to_end(&mut bytes)
             .map_err(|source| Error::KernelRead { path: PathBuf::from(&name), source })?;
-        Ok(Kernel { origin: name.clone(), name, bytes: Arc::new(bytes) })
+        Ok(Kernel { origin: name.clone(), name: Some(name), bytes: Arc::new(bytes) })
     }
 
-    /// A kernel read from a file, stored under the file's base name. Refuses anything but a
-    /// regular file, and a file that changes while it is read.
+    /// A kernel read from a file, stored under the file's base name (a name that is not valid
+    /// UTF-8 must be replaced with [`crate::ImageBuilder::name`]). Refuses anything but a
+    /// regular file, and a file that changes while it is read. Files that report a size of 0
+    /// but have content (pseudo-files such as those in `/proc`) are read to their end.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let read_err = |source| Error::KernelRead { path: path.to_owned(), source };
@@ -63,24 +66,22 @@ impl Kernel {
         let mut bytes = Vec::with_capacity(opened.len() as usize);
         (&mut file).take(MAX_KERNEL_SIZE + 1).read_to_end(&mut bytes).map_err(read_err)?;
         let after = file.metadata().map_err(read_err)?;
-        let unchanged = bytes.len() as u64 == opened.len()
-            && after.len() == opened.len()
+        // A pseudo-file reports size 0 whatever it holds; only its times can tell a change.
+        let size_known = opened.len() != 0;
+        let unchanged = (!size_known || (bytes.len() as u64 == opened.len() && after.len() == opened.len()))
             && after.modified().ok() == opened.modified().ok()
             && same_change_time(&opened, &after);
         if !unchanged {
             return Err(Error::KernelChanged { path: path.to_owned() });
         }
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| Error::KernelNameNotUtf8 { path: path.to_owned() })?
-            .to_owned();
+        let name = path.file_name().and_then(|n| n.to_str()).map(str::to_owned);
         Ok(Kernel { name, origin: path.display().to_string(), bytes: Arc::new(bytes) })
     }
 
-    /// The name the kernel is stored under.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The name the kernel is stored under, unless it came from a file whose name is not
+    /// valid UTF-8.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// What error messages call the kernel: the path it was read from, or its name.

@@ -63,10 +63,11 @@ pub struct Plan {
 impl Plan {
     /// Plans the image of `kernel` with `options`.
     pub(crate) fn new(kernel: &Kernel, options: &Options) -> Result<Plan, Error> {
-        let name = options.name.as_deref().unwrap_or(kernel.name());
         let origin = || kernel.origin.clone();
+        let name =
+            options.name.as_deref().or(kernel.name()).ok_or_else(|| Error::KernelNameNotUtf8 { kernel: origin() })?;
         check_name(name).map_err(|reason| Error::InvalidName { kernel: origin(), name: name.to_owned(), reason })?;
-        if name == INFO_FILE_NAME {
+        if crate::fat::plan::same_name(name, INFO_FILE_NAME) {
             return Err(Error::InvalidName {
                 kernel: origin(),
                 name: name.to_owned(),
@@ -143,7 +144,10 @@ fn boot_record_for(
         &kernel[start..start + run.len as usize]
     }));
     let file = KernelOnDisk { name, size: kernel.len() as u32, lba: kernel_lba, checksum };
-    Ok(record_for(load, &file, cmdline, quiet, layout.fat_partition_index()))
+    let record = record_for(load, &file, cmdline, quiet, layout.fat_partition_index());
+    // The boot stages refuse what this check refuses; never write such a record.
+    record.check_plan(record::FLAG_QUIET).map_err(|e| Error::Internal(format!("planned record: {e}")))?;
+    Ok(record)
 }
 
 /// The kernel file as a boot record describes it.

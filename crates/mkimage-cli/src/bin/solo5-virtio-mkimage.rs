@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use mkimage_cli::{Failure, Format, OnSignal, handle_signals, write_output};
+use mkimage_cli::{Failure, Format, OnSignal, handle_signals, output};
 use mkimage_core::{ImageBuilder, Kernel, PartitionTable, Timestamp};
 
 /// The name the kernel gets on the disk, and so the first word of its command line.
@@ -114,6 +114,10 @@ fn build(req: &Request) -> Result<(), Failure> {
     if std::fs::metadata(&req.image).is_ok_and(|m| m.is_dir()) {
         return Err(Failure(format!("{} is a directory", req.image.display())));
     }
+    // Like the script, IMAGE is always a path (a file named "-" included), and an existing one
+    // is replaced; a device or FIFO is written into, never replaced.
+    let image_path = if req.image.as_os_str() == "-" { PathBuf::from("./-") } else { req.image.clone() };
+    let dest = output::prepare(&image_path, &req.kernel, req.format, true)?;
     let kernel = Kernel::from_path(&req.kernel)?;
     let image = ImageBuilder::new(kernel)
         .name(KERNEL_NAME)
@@ -122,7 +126,7 @@ fn build(req: &Request) -> Result<(), Failure> {
         .disk_size(DISK_SIZE)
         .timestamp(Timestamp::from_env()?)
         .build()?;
-    write_output(&image, &req.image, req.format, true)?;
+    output::write(&image, &dest, req.format)?;
     Ok(())
 }
 

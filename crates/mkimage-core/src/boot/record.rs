@@ -219,7 +219,82 @@ fn record_crc(record: &[u8]) -> u32 {
     hasher.finalize()
 }
 
+/// Why a boot record's plan is unsafe to follow. The variants are the checks every boot stage
+/// makes, in the order stage 2 makes them, with the words of its refusal lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// A flag the boot stage does not know or cannot honour.
+    #[error("boot record asks for features this boot stage lacks")]
+    Flags,
+    /// A run's fields are inconsistent or reach outside the kernel file (or there is no run, or
+    /// no kernel).
+    #[error("boot record invalid: a run does not read the kernel file's own sectors")]
+    Run,
+    /// A run or zero range lies below 1 MiB or beyond 4 GiB.
+    #[error("boot record invalid: a load range lies below 1 MiB or beyond 4 GiB")]
+    Range,
+    /// Two ranges overlap.
+    #[error("boot record invalid: two load ranges overlap")]
+    Overlap,
+    /// The entry point is not in the bytes a run loads.
+    #[error("boot record invalid: the entry point is not in the loaded bytes")]
+    Entry,
+}
+
+/// Lowest address a run or zero range may use: 1 MiB (below lie the firmware and the loaders).
+pub const LOAD_MIN: u64 = 0x10_0000;
+/// One past the highest address a range may use: 4 GiB.
+pub const LOAD_END: u64 = 1 << 32;
+
 impl BootRecord {
+    /// Checks the record's plan as a boot stage does before following it, trusting nothing a
+    /// correct CRC vouches for: only `allowed_flags`; every run reads only sectors of the kernel
+    /// file, with `skip < 512`, a non-zero length and `sectors = ceil((skip + len) / 512)`;
+    /// every range in [1 MiB, 4 GiB); no two non-empty ranges overlapping; the entry point in
+    /// bytes a run loads. Errors come in stage 2's order.
+    pub fn check_plan(&self, allowed_flags: u32) -> Result<(), PlanError> {
+        if self.flags & !allowed_flags != 0 {
+            return Err(PlanError::Flags);
+        }
+        let file_sectors = u64::from(self.kernel_size).div_ceil(SECTOR_SIZE);
+        let kernel_end = self.kernel_lba.checked_add(file_sectors).ok_or(PlanError::Run)?;
+        if self.kernel_size == 0 || self.runs.is_empty() {
+            return Err(PlanError::Run);
+        }
+        for run in &self.runs {
+            let needed = (u64::from(run.skip) + u64::from(run.len)).div_ceil(SECTOR_SIZE);
+            let end = run.lba.checked_add(u64::from(run.sectors));
+            let fits = run.lba >= self.kernel_lba && end.is_some_and(|e| e <= kernel_end);
+            if u64::from(run.skip) >= SECTOR_SIZE || run.len == 0 || needed != u64::from(run.sectors) || !fits {
+                return Err(PlanError::Run);
+            }
+        }
+        let ranges: Vec<(u64, u64)> = self
+            .runs
+            .iter()
+            .map(|r| (u64::from(r.dest), u64::from(r.len)))
+            .chain(self.zeros.iter().map(|z| (u64::from(z.dest), u64::from(z.len))))
+            .collect();
+        for &(dest, len) in &ranges {
+            if len > 0 && (dest < LOAD_MIN || dest + len > LOAD_END) {
+                return Err(PlanError::Range);
+            }
+        }
+        for (i, &(a, a_len)) in ranges.iter().enumerate() {
+            for &(b, b_len) in &ranges[i + 1..] {
+                if a_len > 0 && b_len > 0 && b < a + a_len && a < b + b_len {
+                    return Err(PlanError::Overlap);
+                }
+            }
+        }
+        let entry = u64::from(self.entry);
+        if !self.runs.iter().any(|r| entry >= u64::from(r.dest) && entry < u64::from(r.dest) + u64::from(r.len)) {
+            return Err(PlanError::Entry);
+        }
+        Ok(())
+    }
+
     /// Serializes the record. Fails if it does not fit in [`BOOT_RECORD_MAX`] bytes.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         let strings = [&self.cmdline, &self.kernel_name, &self.loader_name];
@@ -310,7 +385,7 @@ impl BootRecord {
         let get16 = |f: Le<u16>| usize::from(f.get(record).unwrap_or(0));
         let get32 = |f: Le<u32>| f.get(record).unwrap_or(0);
         let table = |at: usize, count: usize, len: usize, what: &'static str| {
-            record.get(at..at + count * len).ok_or(RecordError::Malformed(what))
+            record.get(at..at + count * len).filter(|_| at >= RECORD_HEADER_LEN).ok_or(RecordError::Malformed(what))
         };
         let runs = table(get16(field::RUNS), get16(field::RUN_COUNT), RUN_LEN, "runs outside the record")?
             .chunks_exact(RUN_LEN)
@@ -331,7 +406,10 @@ impl BootRecord {
                 })
                 .collect();
         let string = |f: Le<u16>| -> Result<String, RecordError> {
-            let tail = record.get(get16(f)..).ok_or(RecordError::Malformed("string outside the record"))?;
+            let tail = record
+                .get(get16(f)..)
+                .filter(|_| get16(f) >= RECORD_HEADER_LEN)
+                .ok_or(RecordError::Malformed("string outside the record"))?;
             let end = tail.iter().position(|&b| b == 0).ok_or(RecordError::Malformed("unterminated string"))?;
             String::from_utf8(tail[..end].to_vec()).map_err(|_| RecordError::Malformed("string is not UTF-8"))
         };
@@ -543,6 +621,44 @@ mod tests {
         b[12..16].copy_from_slice(&100_000u32.to_le_bytes());
         assert!(matches!(BootRecord::decode(&b), Err(RecordError::Malformed(_))));
         assert_eq!(BootRecord::decode(&bytes[..bytes.len() - 1]), Err(RecordError::Truncated));
+    }
+
+    #[test]
+    fn plans_are_checked_in_stage_2_order() {
+        let good = record();
+        let check = |r: &BootRecord| r.check_plan(FLAG_QUIET);
+        assert_eq!(check(&good), Ok(()));
+        let mut r = good.clone();
+        r.flags |= FLAG_VIDEO;
+        assert_eq!(check(&r), Err(PlanError::Flags));
+        assert_eq!(r.check_plan(KNOWN_FLAGS), Ok(()));
+        let mut r = good.clone();
+        r.runs[0].skip = 512;
+        assert_eq!(check(&r), Err(PlanError::Run));
+        let mut r = good.clone();
+        r.runs[0].sectors += 1;
+        assert_eq!(check(&r), Err(PlanError::Run));
+        let mut r = good.clone();
+        r.runs[0].lba = r.kernel_lba - 1;
+        assert_eq!(check(&r), Err(PlanError::Run));
+        let mut r = good.clone();
+        r.runs[0].lba += 400; // past the kernel's 441 sectors
+        assert_eq!(check(&r), Err(PlanError::Run));
+        let mut r = good.clone();
+        r.runs[0].dest = 0x10000;
+        assert_eq!(check(&r), Err(PlanError::Range));
+        let mut r = good.clone();
+        r.zeros[0].dest = 0xffff_f000;
+        assert_eq!(check(&r), Err(PlanError::Range));
+        let mut r = good.clone();
+        r.zeros[0].dest = 0x100100;
+        assert_eq!(check(&r), Err(PlanError::Overlap));
+        let mut r = good.clone();
+        r.entry = 0;
+        assert_eq!(check(&r), Err(PlanError::Entry));
+        let mut r = good.clone();
+        r.runs[0].len = u32::MAX;
+        assert_eq!(check(&r), Err(PlanError::Run));
     }
 
     #[test]

@@ -212,6 +212,12 @@ pub fn dir_entries_for_name(name: &str) -> u32 {
     units.div_ceil(LFN_CHARS_PER_ENTRY) as u32 + 1
 }
 
+/// Whether FAT (as `fatfs` compares names: character by character, upper-cased) takes `a` and
+/// `b` for the same name.
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.chars().flat_map(char::to_uppercase).eq(b.chars().flat_map(char::to_uppercase))
+}
+
 /// Checks that `fatfs` will accept `name` as a file name in the root directory, returning why not.
 pub fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
@@ -414,6 +420,13 @@ mod tests {
         assert_eq!(dir_entries_for_name("abcdefghijklmn"), 3);
         assert_eq!(dir_entries_for_name(&"x".repeat(255)), 21);
         assert_eq!(dir_entries_for_name("ü"), 2);
+    }
+
+    #[test]
+    fn names_compare_as_fat_compares_them() {
+        assert!(same_name("Build-Info.TXT", "build-info.txt"));
+        assert!(same_name("buıld-info.txt", "BUILD-INFO.TXT")); // dotless i upper-cases to I
+        assert!(!same_name("build-info.txt.", "build-info.txt"));
     }
 
     #[test]

@@ -131,7 +131,8 @@ pub(super) fn record_check(
     let result = match (loader, area, kernel) {
         (BootLoader::UnikernelMkimage { record: Err(e), .. }, ..) => Err(e.clone()),
         (BootLoader::UnikernelMkimage { record: Ok(rec), .. }, Some(area), Some(found)) => {
-            verify_record(source, rec, found).and_then(|checksum| {
+            let plan_ok = rec.check_plan(record::FLAG_QUIET).map_err(|e| e.to_string());
+            plan_ok.and_then(|()| verify_record(source, rec, found)).and_then(|checksum| {
                 let same_version = area.this_version() && rec.loader_name == loader_name();
                 if !same_version {
                     return Ok(format!(

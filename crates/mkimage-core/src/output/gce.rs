@@ -164,7 +164,7 @@ impl Image {
     /// which need not be seekable. Compression runs on all available cores; the bytes do not
     /// depend on how many there are. Refuses, before writing anything, a disk size that is not a
     /// whole number of GiB. Returns the number of compressed bytes written.
-    pub fn write_gce<W: Write + Send>(&self, out: W) -> Result<u64, Error> {
+    pub fn write_gce<W: Write>(&self, out: W) -> Result<u64, Error> {
         check_disk_size(self.disk_size())?;
         let stream = TarStream::new(self)?;
         let (_, written) =

@@ -99,12 +99,7 @@ impl Worker {
 
 /// Writes `source` gzip-compressed to `out` using `threads` threads. Returns `out` and the
 /// number of compressed bytes written.
-pub(crate) fn compress<W: Write + Send>(
-    source: &dyn Source,
-    out: W,
-    level: u32,
-    threads: usize,
-) -> io::Result<(W, u64)> {
+pub(crate) fn compress<W: Write>(source: &dyn Source, out: W, level: u32, threads: usize) -> io::Result<(W, u64)> {
     let blocks = source.len().div_ceil(BLOCK_SIZE).max(1);
     let threads = threads.clamp(1, MAX_THREADS).min(blocks as usize);
     let next = AtomicUsize::new(0);

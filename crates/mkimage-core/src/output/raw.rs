@@ -8,11 +8,13 @@ use crate::Error;
 use crate::image::{COPY_CHUNK, DataExtent, Image};
 
 impl Image {
-    /// Writes every byte of the disk, zeros included, from the current position of `out`.
-    /// Correct for any destination, whatever it held before; writes the full disk size.
-    /// Returns the number of bytes written.
-    pub fn write_raw<W: Write + Seek>(&self, mut out: W) -> Result<u64, Error> {
-        let base = out.stream_position().map_err(Error::write)?;
+    /// Writes every byte of the disk, zeros included, to `out` (a stream, a device, a file):
+    /// correct for any destination, whatever it held before. Returns the number of bytes
+    /// written (the disk size).
+    ///
+    /// # Errors
+    /// [`Error::Write`] when the destination fails.
+    pub fn write_raw<W: Write>(&self, mut out: W) -> Result<u64, Error> {
         let zeros = vec![0u8; COPY_CHUNK];
         let mut pos = 0u64;
         let fill = |out: &mut W, from: u64, to: u64| -> std::io::Result<()> {
@@ -32,7 +34,6 @@ impl Image {
         })
         .map_err(Error::write)?;
         fill(&mut out, pos, self.disk_size()).map_err(Error::write)?;
-        out.seek(SeekFrom::Start(base + self.disk_size())).map_err(Error::write)?;
         out.flush().map_err(Error::write)?;
         Ok(self.disk_size())
     }
