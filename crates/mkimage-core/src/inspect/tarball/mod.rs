@@ -7,8 +7,9 @@
 //! more data than the compressed input can hold (deflate expands at most 1032:1), a disk whose
 //! size is not whole sectors, or a sparse map beyond the file are refused at once, before any
 //! of the data is read. Reading stops as soon as the answer is known: after the disk member, a
-//! second member's header is recorded but its data is not read, and after the end-of-archive
-//! marker at most [`MAX_AFTER_END`] bytes are; [`Archive::not_read`] says what was left.
+//! second member's header is recorded but its data is not read; after the end-of-archive
+//! marker at most [`MAX_AFTER_END`] bytes are; and a disk whose first sector holds no partition
+//! table is not read further. [`Archive::not_read`] says what was left.
 
 pub mod gzip;
 pub mod pax;
@@ -292,9 +293,16 @@ pub fn unpack(input: impl Read, compressed_len: Option<u64>, disk: &mut File) ->
             )));
         }
         let index = archive.members.len();
-        read_member_data(&mut gz, &header, &parsed, wanted.then_some(&mut *disk))?;
+        let complete = read_member_data(&mut gz, &header, &parsed, wanted.then_some(&mut *disk))?;
         if wanted {
             found = Some((parsed.member.name.clone(), Disk { size: parsed.member.size, member: index }));
+        }
+        if !complete {
+            // The disk cannot be an image: nothing after its first sector can change that.
+            archive.not_read =
+                Some(format!("the rest of {}: its first sector holds no partition table", parsed.member.name));
+            archive.members.push(parsed.member);
+            break;
         }
         archive.members.push(parsed.member);
     }
@@ -379,20 +387,34 @@ fn parse_member(header: &[u8; BLOCK], size: u64, pending: Pending) -> io::Result
     Ok(Parsed { member, stored, pax_map: ext.map })
 }
 
-/// Reads (or skips) a member's data; for the disk member, writes it into `disk`.
+/// Whether the first bytes of a disk hold the boot signature every partitioned disk has.
+fn partitioned(first_sector: &[u8]) -> bool {
+    first_sector.get(crate::partition::mbr::BOOT_SIGNATURE_AT) == Some(&crate::partition::mbr::BOOT_SIGNATURE[..])
+}
+
+/// Reads (or skips) a member's data; for the disk member, writes it into `disk`. Returns false
+/// when it stopped early: the disk's first sector holds no partition table, so it cannot be an
+/// image whatever follows.
 fn read_member_data(
     r: &mut impl Read,
     header: &[u8; BLOCK],
     parsed: &Parsed,
     mut disk: Option<&mut File>,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     let (real, stored) = (parsed.member.size, parsed.stored);
     if let Some(d) = disk.as_deref_mut() {
         d.set_len(0)?;
         d.set_len(real)?;
     }
     match parsed.member.sparse {
-        None if disk.is_some() => copy_extent(r, stored, 0, disk)?,
+        None if disk.is_some() => {
+            let mut first = vec![0u8; BLOCK.min(stored as usize)];
+            r.read_exact(&mut first).map_err(|_| invalid("archive ends inside member data"))?;
+            if !partitioned(&first) {
+                return Ok(false);
+            }
+            copy_extent(&mut first.as_slice().chain(&mut *r), stored, 0, disk)?;
+        }
         None => skip(r, stored)?,
         Some(kind) => {
             let mut consumed = 0;
@@ -406,12 +428,26 @@ fn read_member_data(
                 Sparse::Pax(_) => parsed.pax_map.clone(),
             };
             check_sparse_map(&map, stored - consumed, real)?;
-            for &(offset, len) in &map {
-                copy_extent(r, len, offset, disk.as_deref_mut())?;
+            // A hole at the start means a zero first sector.
+            if disk.is_some() && map.first().is_none_or(|&(offset, len)| offset > 0 || len < BLOCK as u64) {
+                return Ok(false);
+            }
+            for (i, &(offset, len)) in map.iter().enumerate() {
+                if i == 0 && disk.is_some() {
+                    let mut first = [0u8; BLOCK];
+                    r.read_exact(&mut first).map_err(|_| invalid("archive ends inside member data"))?;
+                    if !partitioned(&first) {
+                        return Ok(false);
+                    }
+                    copy_extent(&mut first.as_slice().chain(&mut *r), len, offset, disk.as_deref_mut())?;
+                } else {
+                    copy_extent(r, len, offset, disk.as_deref_mut())?;
+                }
             }
         }
     }
-    skip(r, padding(stored))
+    skip(r, padding(stored))?;
+    Ok(true)
 }
 
 /// Reads an old-GNU sparse map: the entries in the header, then those of the extension headers
