@@ -23,6 +23,20 @@ fn ci_runs_exactly_the_readme_test_command() {
     assert!(ci.contains("export MKIMAGE_REQUIRE_TOOLS=1"));
 }
 
+/// The first `rust` code block of a Markdown file.
+fn rust_block(markdown: &str) -> &str {
+    let start = markdown.find("```rust\n").expect("a rust code block") + 8;
+    &markdown[start..start + markdown[start..].find("```").unwrap()]
+}
+
+#[test]
+fn library_example_is_the_one_the_crate_tests() {
+    // The library crate's README is its doctest; the repository README shows the same code.
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let crate_readme = std::fs::read_to_string(root().join("crates/mkimage-core/README.md")).unwrap();
+    assert_eq!(rust_block(&readme), rust_block(&crate_readme));
+}
+
 #[test]
 fn readme_demo_builds_the_bundled_kernel() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();

@@ -7,19 +7,19 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub use mkimage_cli::qemu::DEBUG_EXIT_DEVICE;
+pub use unikernel_mkimage::qemu::DEBUG_EXIT_DEVICE;
 /// QEMU's exit status when a fixture reports success (0x10 << 1 | 1).
 pub const EXIT_PASS: i32 = 33;
 /// QEMU's exit status when a fixture reports a failure (0x11 << 1 | 1).
 pub const EXIT_FAIL: i32 = 35;
 
 #[allow(unused_imports)]
-pub use mkimage_cli::qemu::Disk;
+pub use unikernel_mkimage::qemu::Disk;
 
 /// The common QEMU arguments: machine, memory, serial console on stdout, nothing else that
 /// could slow the boot, the debug-exit device, and no writes to the image.
 pub fn base_args(machine: &str, memory: &str) -> Vec<String> {
-    let mut args = mkimage_cli::qemu::headless(machine, memory);
+    let mut args = unikernel_mkimage::qemu::headless(machine, memory);
     args.extend(["-accel", "tcg", "-no-reboot", "-snapshot", "-device", DEBUG_EXIT_DEVICE].map(String::from));
     args
 }

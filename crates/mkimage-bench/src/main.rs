@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mkimage_cli::qemu::{self, Disk};
+use unikernel_mkimage::qemu::{self, Disk};
 
 /// Size of the small kernel: Solo5's `test_hello.virtio`.
 const SMALL_KERNEL: usize = 225_408;
@@ -258,7 +258,7 @@ fn main() {
     eprintln!("mkimage-bench: building unikernel-mkimage (release)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "mkimage-cli", "--bin", "unikernel-mkimage"])
+        .args(["build", "--release", "--quiet", "-p", "unikernel-mkimage", "--bin", "unikernel-mkimage"])
         .current_dir(root()));
     let tool = root().join("target/release/unikernel-mkimage").canonicalize().unwrap();
     let mut bench = Bench {

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use mkimage_cli::printable as p;
+use unikernel_mkimage::printable as p;
 use mkimage_core::inspect::{self, BootLoader, Container, Report};
 use mkimage_core::size::format_size;
 use serde_json::{Value, json};
@@ -44,7 +44,7 @@ pub(crate) fn inspect(args: &InspectArgs) -> ExitCode {
             if report.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CHECK_FAILED) }
         }
         Err(err) => {
-            let message = mkimage_cli::chain(&err);
+            let message = unikernel_mkimage::chain(&err);
             if args.json {
                 println!(
                     "{}",
@@ -56,7 +56,7 @@ pub(crate) fn inspect(args: &InspectArgs) -> ExitCode {
                     .unwrap_or_default()
                 );
             }
-            mkimage_cli::print_error("unikernel-mkimage", &message);
+            unikernel_mkimage::print_error("unikernel-mkimage", &message);
             ExitCode::from(EXIT_NOT_AN_IMAGE)
         }
     }

@@ -33,8 +33,8 @@ impl From<Error> for Failure {
 /// through it can move the cursor, retitle or clear the terminal, or reorder what follows.
 ///
 /// ```
-/// assert_eq!(mkimage_cli::printable("a\x1b]0;x\x07b"), "a\\x1b]0;x\\x07b");
-/// assert_eq!(mkimage_cli::printable("plain: ü"), "plain: ü");
+/// assert_eq!(unikernel_mkimage::printable("a\x1b]0;x\x07b"), "a\\x1b]0;x\\x07b");
+/// assert_eq!(unikernel_mkimage::printable("plain: ü"), "plain: ü");
 /// ```
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     let unsafe_char = |c: char| c == '\\' || c.is_control() || is_bidi_control(c);

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use mkimage_cli::{Failure, Format, OnSignal, handle_signals, infer_format, output};
+use unikernel_mkimage::{Failure, Format, OnSignal, handle_signals, infer_format, output};
 use mkimage_core::size::{format_size, parse_size};
 use mkimage_core::{ImageBuilder, Kernel, PartitionTable, Timestamp};
 
@@ -173,8 +173,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(Failure(message)) => {
-            mkimage_cli::print_error("unikernel-mkimage", &message);
-            ExitCode::from(mkimage_cli::EXIT_FAILURE)
+            unikernel_mkimage::print_error("unikernel-mkimage", &message);
+            ExitCode::from(unikernel_mkimage::EXIT_FAILURE)
         }
     }
 }
@@ -215,7 +215,7 @@ fn build(args: BuildArgs) -> Result<(), Failure> {
         builder = builder.identity_seed(seed);
     }
     if args.verbose {
-        say(&mkimage_cli::printable(&plan_text::describe(&builder.plan().map_err(|e| failure(&e))?)));
+        say(&unikernel_mkimage::printable(&plan_text::describe(&builder.plan().map_err(|e| failure(&e))?)));
     }
     let image = builder.build().map_err(|e| failure(&e))?;
     let written = output::write(&image, &dest, format)?;
@@ -223,7 +223,7 @@ fn build(args: BuildArgs) -> Result<(), Failure> {
         let shown = if dest.is_stdout() { "standard output".into() } else { args.output.display().to_string() };
         say(&format!(
             "unikernel-mkimage: wrote {} ({}, {} disk, {} bytes written) in {:.3} s\n",
-            mkimage_cli::printable(&shown),
+            unikernel_mkimage::printable(&shown),
             match format {
                 Format::Raw => "raw",
                 Format::Gce => "gce",
@@ -244,7 +244,7 @@ fn failure(err: &mkimage_core::Error) -> Failure {
         Error::KernelNameNotUtf8 { .. } => " (give the kernel a name with --name)".into(),
         _ => String::new(),
     };
-    Failure(format!("{}{hint}", mkimage_cli::chain(err)))
+    Failure(format!("{}{hint}", unikernel_mkimage::chain(err)))
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use mkimage_cli::qemu::Disk;
-use mkimage_cli::{Failure, register_temp, unregister_temp};
+use unikernel_mkimage::qemu::Disk;
+use unikernel_mkimage::{Failure, register_temp, unregister_temp};
 
 /// The QEMU program looked up on PATH.
 const QEMU: &str = "qemu-system-x86_64";
@@ -112,7 +112,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         None => match find_on_path(QEMU) {
             Some(path) => path,
             None => {
-                mkimage_cli::print_error(
+                unikernel_mkimage::print_error(
                     "unikernel-mkimage",
                     &format!(
                         "{QEMU} not found on PATH; install the Debian package {QEMU_PACKAGE}, or give --qemu PATH"
@@ -132,7 +132,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let accel = args.accel.unwrap_or(if kvm_usable() { Accel::Kvm } else { Accel::Tcg });
     let mut command = Command::new(&qemu);
     command
-        .args(mkimage_cli::qemu::headless("pc", &args.memory))
+        .args(unikernel_mkimage::qemu::headless("pc", &args.memory))
         .args(["-accel", if accel == Accel::Kvm { "kvm" } else { "tcg" }, "-snapshot"])
         .args(args.disk_bus.disk().args(disk))
         .args(&args.qemu_args)
@@ -140,7 +140,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            mkimage_cli::print_error(
+            unikernel_mkimage::print_error(
                 "unikernel-mkimage",
                 &format!("{} not found; install the Debian package {QEMU_PACKAGE}", qemu.display()),
             );
@@ -155,7 +155,7 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             Ok(None) => {}
             Err(e) => break Err(Failure(format!("cannot wait for QEMU: {e}"))),
         }
-        if let Some(signal) = mkimage_cli::interrupted() {
+        if let Some(signal) = unikernel_mkimage::interrupted() {
             let _ = child.kill();
             let _ = child.wait();
             drop(unpacked);

@@ -30,8 +30,9 @@
 //! ```
 #![deny(missing_docs)]
 
-/// The library example in README.md, compiled and run as a doctest.
-#[doc = include_str!("../../../README.md")]
+/// The library example in README.md (the same as the repository README's), compiled as a
+/// doctest.
+#[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 

@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use mkimage_cli::{Failure, Format, OnSignal, handle_signals, output};
+use unikernel_mkimage::{Failure, Format, OnSignal, handle_signals, output};
 use mkimage_core::{ImageBuilder, Kernel, PartitionTable, Timestamp};
 
 /// The name the kernel gets on the disk, and so the first word of its command line.
@@ -105,7 +105,7 @@ fn build(req: &Request) -> Result<(), Failure> {
     if std::fs::metadata(&req.kernel).is_err() {
         return Err(Failure(format!("not found: {}", req.kernel.display())));
     }
-    if mkimage_cli::same_file(&req.image, &req.kernel) {
+    if unikernel_mkimage::same_file(&req.image, &req.kernel) {
         return Err(Failure(format!(
             "{} is the unikernel itself; the input is never overwritten",
             req.image.display()
@@ -134,7 +134,7 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let Some(req) = parse(&args) else {
         eprint!("{USAGE}");
-        return ExitCode::from(mkimage_cli::EXIT_FAILURE);
+        return ExitCode::from(unikernel_mkimage::EXIT_FAILURE);
     };
     if req.docker {
         eprintln!("solo5-virtio-mkimage: note: -d ignored: no container is needed");
@@ -143,8 +143,8 @@ fn main() -> ExitCode {
     match build(&req) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(message)) => {
-            mkimage_cli::print_error("solo5-virtio-mkimage", &message);
-            ExitCode::from(mkimage_cli::EXIT_FAILURE)
+            unikernel_mkimage::print_error("solo5-virtio-mkimage", &message);
+            ExitCode::from(unikernel_mkimage::EXIT_FAILURE)
         }
     }
 }
