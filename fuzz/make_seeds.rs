@@ -38,7 +38,7 @@ fn main() {
             while offset < e.end() {
                 let n = (e.end() - offset).min(32 * 1024);
                 let mut buf = vec![0u8; n as usize];
-                image.read_at(offset, &mut buf);
+                image.read_at(offset, &mut buf).unwrap();
                 seed.extend_from_slice(&((offset / 512) as u32).to_le_bytes());
                 seed.extend_from_slice(&(n as u16).to_le_bytes());
                 seed.extend_from_slice(&buf);

@@ -249,11 +249,13 @@ fn entries(dir: &Path) -> Vec<String> {
 }
 
 /// Runs a build that must fail; returns its stderr after checking that it is one line naming
-/// the problem, that the exit status is 1 and that the directory holds only `keep`.
+/// the problem, that the exit status is 1 (2 for a usage error: an option that cannot be
+/// honoured, whatever the kernel) and that the directory holds only `keep`.
 fn build_fails(dir: &Path, args: &[&str], keep: &[&str]) -> String {
     let out = run(mkimage().arg("build").args(args).current_dir(dir));
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    let usage = args.contains(&"--size") && !err.contains("too small");
+    assert_eq!(out.status.code(), Some(if usage { 2 } else { 1 }), "{args:?}: {err}");
     assert!(err.starts_with("unikernel-mkimage: error: "), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(out.stdout.is_empty());
@@ -292,6 +294,35 @@ fn bad_input_is_refused_without_leaving_output() {
     assert!(stderr(&out).contains("SOURCE_DATE_EPOCH"), "{}", stderr(&out));
     assert_eq!(std::fs::read(d.join("k.bin")).unwrap(), before, "the kernel is never modified");
     assert_eq!(entries(d), ["k.bin", "subdir"]);
+}
+
+#[test]
+fn usage_errors_exit_2_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_kernel(d, "k.bin", 1000);
+    let cases: [(&[&str], &str); 7] = [
+        (&["k.bin", "-o", "o.raw", "--size", "1.3K"], "whole number of bytes"),
+        (&["k.bin", "-o", "o.raw", "--bogus"], "unexpected argument '--bogus'"),
+        (&["k.bin"], "required arguments were not provided: --output <OUTPUT>"),
+        (&["k.bin", "-o", "o.qcow2"], "ends in .qcow2, a format this tool does not write"),
+        (&["k.bin", "-o", "o.tar"], "ends in .tar"),
+        (&["k.bin", "-o", "o.gz"], "ends in .gz"),
+        (&["k.bin", "-o", "o.raw", "--partition-table", "apm"], "invalid value 'apm'"),
+    ];
+    for (args, expect) in cases {
+        let out = run(mkimage().arg("build").args(args).current_dir(d));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with("unikernel-mkimage: error: ") && err.lines().count() == 1, "{args:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert_eq!(entries(d), ["k.bin"], "{args:?}");
+    }
+    // Fractions that make whole bytes are sizes; --format writes under a foreign name.
+    run_ok(mkimage().args(["build", "-q", "k.bin", "-o", "o.raw", "--size", "1.5G"]).current_dir(d));
+    assert_eq!(std::fs::metadata(d.join("o.raw")).unwrap().len(), 3 << 29);
+    let out = run_ok(mkimage().args(["build", "-q", "k.bin", "-o", "o.qcow2", "--format", "raw"]).current_dir(d));
+    assert!(stderr(&out).contains("warning: output o.qcow2 ends in .qcow2 but will hold a raw image"));
 }
 
 #[test]

@@ -73,6 +73,57 @@ fn dropin_accepts_the_shapes_build_scripts_use() {
     assert_eq!(report["cmdline"], "unikernel.bin other");
 }
 
+/// The drop-in reads its command line as Solo5's script did, through GNU `getopt df:`: for
+/// each permutation, the real getopt's reading is the expected one.
+#[test]
+fn dropin_reads_options_where_gnu_getopt_does() {
+    let Some(getopt) = tool("dropin_reads_options_where_gnu_getopt_does", "getopt", "util-linux") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(fixture("hello.elf"), d.join("KER")).unwrap();
+    let cases: &[&[&str]] = &[
+        &["IMG", "KER"],
+        &["-f", "tar", "IMG", "KER", "a"],
+        &["IMG", "KER", "-f", "tar"],
+        &["IMG", "-f", "tar", "KER", "a"],
+        &["IMG", "KER", "a", "-ftar", "b"],
+        &["-d", "IMG", "KER", "-f", "raw"],
+        &["IMG", "KER", "--", "-f", "tar"],
+        &["-dftar", "IMG", "KER"],
+        &["IMG", "KER", "a", "-d"],
+        &["--", "IMG", "KER", "--", "x"],
+        &["-f", "tar", "-f", "raw", "IMG", "KER"],
+        &["IMG", "KER", "-", "a"],
+        &["IMG", "KER", "-f"],
+        &["IMG", "KER", "--ipv4=10.0.0.2/24"],
+        &["-x", "IMG", "KER"],
+        &["IMG", "KER", "-f", "zip"],
+        &["IMG"],
+    ];
+    for case in cases {
+        let _ = std::fs::remove_file(d.join("IMG"));
+        // What getopt makes of it, then what the script's loop makes of getopt's output.
+        let oracle = run(Command::new(&getopt).arg("df:").args(*case).env_remove("POSIXLY_CORRECT"));
+        let words: Vec<String> = stdout(&oracle).split_whitespace().map(str::to_owned).collect();
+        let split = words.iter().position(|w| w == "--").unwrap_or(words.len());
+        let (options, operands) = (&words[..split], words.get(split + 1..).unwrap_or_default());
+        let format = options.windows(2).filter(|w| w[0] == "-f").map(|w| w[1].as_str()).next_back().unwrap_or("raw");
+        let usage = !oracle.status.success() || operands.len() < 2 || !["raw", "tar"].contains(&format);
+        let out = run(dropin().args(*case).current_dir(d));
+        if usage {
+            assert_eq!(out.status.code(), Some(1), "{case:?} is a usage error");
+            assert!(stderr(&out).starts_with("usage: solo5-virtio-mkimage"), "{case:?}: {}", stderr(&out));
+            continue;
+        }
+        assert!(out.status.success(), "{case:?}: {}", stderr(&out));
+        let image = d.join(&operands[0]);
+        assert_eq!(std::fs::read(&image).unwrap()[..2] == [0x1f, 0x8b], format == "tar", "{case:?}: format");
+        let (_, report) = inspect_json(&image);
+        let expected = std::iter::once("unikernel.bin").chain(operands[2..].iter().map(String::as_str));
+        assert_eq!(report["cmdline"], expected.collect::<Vec<_>>().join(" "), "{case:?}: arguments");
+    }
+}
+
 #[test]
 fn dropin_usage_and_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,7 +163,12 @@ fn inspect_describes_our_images() {
         run_ok(mkimage().args(["build", "-q"]).arg(&kernel).arg("-o").arg(&image).args(extra).args(["--", "a", "b"]));
         let (code, r) = inspect_json(&image);
         assert_eq!(code, Some(0), "{name}: {r:#}");
-        assert_eq!(r["schema_version"], 1);
+        assert_eq!(r["schema_version"], 2);
+        // Partitions are counted from 1 everywhere, as partitioning tools show them.
+        let fs_partition = &r["filesystem"]["partition"];
+        assert_eq!(&r["boot_loader"]["record"]["boot_partition"], fs_partition, "{name}");
+        let fat = r["partitions"].as_array().unwrap().iter().find(|p| &p["number"] == fs_partition).unwrap();
+        assert!(fat["type_name"].as_str().unwrap().contains("FAT") || fat["type_name"] == "EFI system");
         assert_eq!(r["kernel"]["name"], "multiseg32.elf");
         assert_eq!(r["kernel"]["size"], std::fs::metadata(&kernel).unwrap().len());
         assert_eq!(r["kernel"]["multiboot"]["format"], "ELF32");
@@ -127,6 +183,20 @@ fn inspect_describes_our_images() {
         match name {
             "gpt.raw" => {
                 assert_eq!(r["partition_table"], "gpt");
+                // GUIDs in lower case, the same as build -v prints.
+                let plan = stdout(&run_ok(
+                    mkimage()
+                        .args(["build", "-v", "--force", "--partition-table", "gpt"])
+                        .arg(&kernel)
+                        .arg("-o")
+                        .arg(&image)
+                        .args(["--", "a", "b"]),
+                ));
+                let disk_guid = r["disk_id"].as_str().unwrap();
+                assert_eq!(disk_guid, disk_guid.to_lowercase());
+                assert!(plan.contains(&format!("GPT disk GUID: {disk_guid}")), "{plan}");
+                let bios_guid = r["partitions"][0]["guid"].as_str().unwrap();
+                assert!(plan.contains(&format!("GUID {bios_guid}")), "{plan}");
                 assert_eq!(r["partitions"][0]["type_name"], "BIOS boot");
                 assert_eq!(r["partitions"][1]["type_name"], "EFI system");
                 assert_eq!(r["gce_ready"], false, "a raw image is not an import tarball");
@@ -137,7 +207,11 @@ fn inspect_describes_our_images() {
                 assert_eq!(r["tarball"]["members"][0]["format"], "old-GNU");
                 assert_eq!(r["gce_ready"], true);
             }
-            _ => assert_eq!(r["disk_size"], 256u64 << 20),
+            _ => {
+                assert_eq!(r["disk_size"], 256u64 << 20);
+                // MBR partitions have neither name nor GUID.
+                assert!(r["partitions"][0]["name"].is_null() && r["partitions"][0]["guid"].is_null(), "{r:#}");
+            }
         }
     }
     // Text output names the same things.
@@ -179,6 +253,45 @@ fn inspect_notices_a_changed_kernel_and_a_non_gce_tarball() {
     assert_eq!(check(&r, "gce_member_name")["ok"], false);
     assert_eq!(check(&r, "gce_size")["ok"], false);
     assert_eq!(r["gce_ready"], false);
+}
+
+/// PAX tarballs made by GNU tar: decoded (path, size, GNU sparse maps in formats 0.0, 0.1 and
+/// 1.0), the disk described and checked, and gce_format failed with its reason; GNU format
+/// (not old-GNU) is fine for GCE.
+#[test]
+fn inspect_reads_pax_and_gnu_tarballs_made_by_gnu_tar() {
+    let Some(tar) = tool("inspect_reads_pax_and_gnu_tarballs_made_by_gnu_tar", "tar", "tar") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run_ok(mkimage().args(["build", "-q", "--size", "1G"]).arg(fixture("hello.elf")).arg("-o").arg(d.join("disk.raw")));
+    let cases: [(&str, &[&str], Option<&str>); 5] = [
+        ("pax-plain", &["--format=pax"], None),
+        ("pax-sparse-0.0", &["--format=pax", "-S", "--sparse-version=0.0"], Some("PAX sparse 0.0")),
+        ("pax-sparse-0.1", &["--format=pax", "-S", "--sparse-version=0.1"], Some("PAX sparse 0.1")),
+        ("pax-sparse-1.0", &["--format=pax", "-S", "--sparse-version=1.0"], Some("PAX sparse 1.0")),
+        ("gnu-sparse", &["--format=gnu", "-S"], Some("old-GNU sparse")),
+    ];
+    for (name, flags, sparse) in cases {
+        let tarball = d.join(format!("{name}.tar.gz"));
+        run_ok(Command::new(&tar).args(flags).arg("-czf").arg(&tarball).arg("-C").arg(d).arg("disk.raw"));
+        let (code, r) = inspect_json(&tarball);
+        let pax = name.starts_with("pax");
+        assert_eq!(code, Some(if pax { 1 } else { 0 }), "{name}: {r:#}");
+        assert_eq!(r["tarball"]["members"][0]["name"], "disk.raw", "{name}");
+        assert_eq!(r["tarball"]["members"][0]["sparse_format"], serde_json::json!(sparse), "{name}");
+        assert_eq!(r["disk_size"], 1u64 << 30, "{name}");
+        assert_eq!(r["kernel"]["name"], "hello.elf", "{name}");
+        let gce_format = check(&r, "gce_format");
+        assert_eq!(gce_format["ok"], !pax, "{name}: {gce_format}");
+        if pax {
+            assert!(gce_format["detail"].as_str().unwrap().contains("PAX headers, which GCE rejects"), "{name}");
+            // Everything about the disk itself holds.
+            let failed: Vec<&serde_json::Value> =
+                r["checks"].as_array().unwrap().iter().filter(|c| c["ok"] == false).collect();
+            assert_eq!(failed.len(), 1, "{name}: {failed:?}");
+        }
+        assert_eq!(r["gce_ready"], !pax, "{name}");
+    }
 }
 
 #[test]
@@ -289,6 +402,42 @@ fn run_times_out_and_reports_a_missing_qemu() {
     assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
     assert!(started.elapsed().as_secs() < 30);
     assert!(stderr(&out).contains("timeout"), "{}", stderr(&out));
+}
+
+/// A QEMU whose KVM fails the way nested KVM does here: under `-accel kvm` it reports a KVM
+/// internal error and waits forever; under `-accel tcg` it "boots" and exits 0.
+const FAKE_QEMU: &str = r#"#!/bin/sh
+case " $* " in
+*" -accel kvm "*)
+    echo "KVM internal error. Suberror: 1" >&2
+    echo "emulation failure" >&2
+    exec sleep 600 ;;
+*) echo "booted under tcg"; exit 0 ;;
+esac
+"#;
+
+#[test]
+fn run_notices_a_kvm_internal_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let qemu = dir.path().join("qemu-system-x86_64");
+    std::fs::write(&qemu, FAKE_QEMU).unwrap();
+    std::fs::set_permissions(&qemu, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let image = dir.path().join("x.raw");
+    run_ok(mkimage().args(["build", "-q"]).arg(fixture("hello.elf")).arg("-o").arg(&image));
+    // Asked for KVM: one line, at once, telling what to do, and a status of its own.
+    let started = std::time::Instant::now();
+    let out = run(mkimage().arg("run").arg(&image).args(["--accel", "kvm", "--timeout", "60", "--qemu"]).arg(&qemu));
+    assert!(started.elapsed().as_secs() < 20, "the timeout was not waited for");
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    let err = stderr(&out);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("unikernel-mkimage: error:")).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("KVM internal error") && errors[0].contains("retry with --accel tcg"), "{errors:?}");
+    // KVM chosen automatically: the run falls back to software emulation.
+    let out = run(mkimage().arg("run").arg(&image).args(["--timeout", "60", "--qemu"]).arg(&qemu));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("booted under tcg"));
 }
 
 #[test]

@@ -6,13 +6,13 @@ use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use unikernel_mkimage::printable as p;
-use mkimage_core::inspect::{self, BootLoader, Container, Report};
+use mkimage_core::inspect::{self, Report};
 use mkimage_core::size::format_size;
 use serde_json::{Value, json};
+use unikernel_mkimage::printable as p;
 
 /// Version of the JSON schema.
-pub(crate) const JSON_SCHEMA_VERSION: u32 = 1;
+pub(crate) const JSON_SCHEMA_VERSION: u32 = 2;
 /// Exit status when a check fails.
 const EXIT_CHECK_FAILED: u8 = 1;
 /// Exit status when the input is not an image.
@@ -63,9 +63,9 @@ pub(crate) fn inspect(args: &InspectArgs) -> ExitCode {
 }
 
 fn container_text(report: &Report) -> String {
-    match &report.container {
-        Container::Raw => "raw disk image".into(),
-        Container::Tarball(a) => {
+    match report.container.tarball() {
+        None => "raw disk image".into(),
+        Some(a) => {
             let members: Vec<String> = a
                 .members
                 .iter()
@@ -118,7 +118,7 @@ fn to_text(path: &std::path::Path, r: &Report) -> String {
             part.kind,
             part.kind_name,
             if part.bootable { ", bootable" } else { "" },
-            if part.name.is_empty() { String::new() } else { format!(", \"{}\"", p(&part.name)) }
+            part.name.as_deref().filter(|n| !n.is_empty()).map(|n| format!(", \"{}\"", p(n))).unwrap_or_default()
         );
     }
     match &r.filesystem {
@@ -146,16 +146,13 @@ fn to_text(path: &std::path::Path, r: &Report) -> String {
             let _ = writeln!(s, "filesystem: none found");
         }
     }
-    let loader = match &r.boot_loader {
-        BootLoader::UnikernelMkimage { stage_version, record: Ok(_) } => {
-            format!("unikernel-mkimage, boot stage {stage_version}")
+    let loader = match (r.boot_loader.stage_version(), r.boot_loader.record(), r.boot_loader.kind()) {
+        (Some(stage), Some(Ok(_)), _) => format!("unikernel-mkimage, boot stage {stage}"),
+        (Some(stage), Some(Err(e)), _) => {
+            format!("unikernel-mkimage, boot stage {stage} (boot record unusable: {})", p(e))
         }
-        BootLoader::UnikernelMkimage { stage_version, record: Err(e) } => {
-            format!("unikernel-mkimage, boot stage {stage_version} (boot record unusable: {})", p(e))
-        }
-        BootLoader::Syslinux => "SYSLINUX (no unikernel-mkimage boot record)".into(),
-        BootLoader::Unknown => "unknown".into(),
-        BootLoader::None => "none".into(),
+        (_, _, "syslinux") => "SYSLINUX (no unikernel-mkimage boot record)".into(),
+        (_, _, kind) => kind.into(),
     };
     let _ = writeln!(s, "boot loader: {loader}");
     match &r.kernel {
@@ -196,9 +193,9 @@ fn to_text(path: &std::path::Path, r: &Report) -> String {
 }
 
 fn to_json(path: &std::path::Path, r: &Report) -> Value {
-    let tarball = match &r.container {
-        Container::Raw => Value::Null,
-        Container::Tarball(a) => json!({
+    let tarball = match r.container.tarball() {
+        None => Value::Null,
+        Some(a) => json!({
             "members": a.members.iter().map(|m| json!({
                 "name": m.name,
                 "type": m.typeflag.to_string(),
@@ -229,28 +226,22 @@ fn to_json(path: &std::path::Path, r: &Report) -> Value {
             })).collect::<Vec<_>>(),
         })
     });
-    let boot_loader = match &r.boot_loader {
-        BootLoader::UnikernelMkimage { stage_version, record } => json!({
-            "kind": "unikernel-mkimage",
-            "stage_version": stage_version,
-            "record": record.as_ref().ok().map(|rec| json!({
-                "runs": rec.runs.iter().map(|run| json!({
-                    "lba": run.lba, "dest": run.dest, "skip": run.skip, "length": run.len, "sectors": run.sectors,
-                })).collect::<Vec<_>>(),
-                "zero_ranges": rec.zeros.iter().map(|z| json!({"dest": z.dest, "length": z.len})).collect::<Vec<_>>(),
-                "entry": rec.entry,
-                "loader_name": rec.loader_name,
-                "boot_partition": rec.boot_partition,
-                "quiet": rec.flags & mkimage_core::boot::record::FLAG_QUIET != 0,
-            })),
-            "record_error": record.as_ref().err(),
-        }),
-        BootLoader::Syslinux => {
-            json!({"kind": "syslinux", "stage_version": null, "record": null, "record_error": null})
-        }
-        BootLoader::Unknown => json!({"kind": "unknown", "stage_version": null, "record": null, "record_error": null}),
-        BootLoader::None => json!({"kind": "none", "stage_version": null, "record": null, "record_error": null}),
-    };
+    let record = r.boot_loader.record();
+    let boot_loader = json!({
+        "kind": r.boot_loader.kind(),
+        "stage_version": r.boot_loader.stage_version(),
+        "record": record.and_then(|rec| rec.as_ref().ok()).map(|rec| json!({
+            "runs": rec.runs.iter().map(|run| json!({
+                "lba": run.lba, "dest": run.dest, "skip": run.skip, "length": run.len, "sectors": run.sectors,
+            })).collect::<Vec<_>>(),
+            "zero_ranges": rec.zeros.iter().map(|z| json!({"dest": z.dest, "length": z.len})).collect::<Vec<_>>(),
+            "entry": rec.entry,
+            "loader_name": rec.loader_name,
+            "boot_partition": u32::from(rec.boot_partition) + 1,
+            "quiet": rec.flags & mkimage_core::boot::record::FLAG_QUIET != 0,
+        })),
+        "record_error": record.and_then(|rec| rec.as_ref().err()),
+    });
     let kernel = r.kernel.as_ref().map_or(Value::Null, |k| {
         json!({
             "name": k.name,
@@ -272,7 +263,7 @@ fn to_json(path: &std::path::Path, r: &Report) -> Value {
     json!({
         "schema_version": JSON_SCHEMA_VERSION,
         "path": path.display().to_string(),
-        "container": match r.container { Container::Raw => "raw", Container::Tarball(_) => "gce-tarball" },
+        "container": r.container.name(),
         "tarball": tarball,
         "disk_size": r.disk_size,
         "partition_table": r.table.kind,

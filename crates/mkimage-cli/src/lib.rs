@@ -2,6 +2,7 @@
 //! `solo5-virtio-mkimage`: writing an image to its destination safely, turning errors into one
 //! line, and cleaning up temporary files when a signal ends the process.
 
+pub mod dropin;
 pub mod output;
 pub mod qemu;
 
@@ -176,6 +177,20 @@ pub fn default_permissions() -> std::fs::Permissions {
     std::fs::metadata(".").map(|m| m.permissions()).expect("current directory is readable")
 }
 
+/// Extensions of disk-image and archive formats this tool does not write.
+const FOREIGN_EXTENSIONS: [&str; 14] =
+    [".qcow2", ".qcow", ".vmdk", ".vdi", ".vhd", ".vhdx", ".iso", ".tar", ".gz", ".xz", ".bz2", ".zst", ".zip", ".7z"];
+
+/// The extension of `output`, when it promises a format this tool does not write (`.qcow2`,
+/// `.vmdk`, `.tar`, `.gz` other than `.tar.gz`...).
+pub fn foreign_extension(output: &Path) -> Option<&'static str> {
+    if infer_format(output) == Format::Gce {
+        return None;
+    }
+    let name = output.file_name().map(|n| n.as_encoded_bytes().to_ascii_lowercase()).unwrap_or_default();
+    FOREIGN_EXTENSIONS.iter().copied().find(|ext| name.ends_with(ext.as_bytes()))
+}
+
 /// Infers the format from the output's name (whatever its encoding): `*.tar.gz` and `*.tgz` are
 /// GCE tarballs.
 pub fn infer_format(output: &Path) -> Format {
@@ -194,6 +209,18 @@ mod tests {
         assert_eq!(infer_format(Path::new("disk.raw")), Format::Raw);
         assert_eq!(infer_format(Path::new("disk.gz")), Format::Raw);
         assert_eq!(infer_format(Path::new("")), Format::Raw);
+    }
+
+    #[test]
+    fn foreign_extensions_are_named() {
+        assert_eq!(foreign_extension(Path::new("disk.qcow2")), Some(".qcow2"));
+        assert_eq!(foreign_extension(Path::new("x.TAR")), Some(".tar"));
+        assert_eq!(foreign_extension(Path::new("x.gz")), Some(".gz"));
+        assert_eq!(foreign_extension(Path::new("x.tar.gz")), None);
+        assert_eq!(foreign_extension(Path::new("x.tgz")), None);
+        assert_eq!(foreign_extension(Path::new("disk.raw")), None);
+        assert_eq!(foreign_extension(Path::new("disk.img")), None);
+        assert_eq!(foreign_extension(Path::new("-")), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! when `--timeout` expires and 127 when QEMU is missing; 130 or 143 after SIGINT or SIGTERM.
 
 mod inspect_cmd;
+mod manual;
 mod plan_text;
 mod run_cmd;
 
@@ -13,9 +14,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use unikernel_mkimage::{Failure, Format, OnSignal, handle_signals, infer_format, output};
 use mkimage_core::size::{format_size, parse_size};
 use mkimage_core::{ImageBuilder, Kernel, PartitionTable, Timestamp};
+use unikernel_mkimage::{Failure, Format, OnSignal, handle_signals, infer_format, output};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,7 +26,8 @@ use mkimage_core::{ImageBuilder, Kernel, PartitionTable, Timestamp};
                   bootable disk image, or into the disk.raw-in-a-.tar.gz file that Google Compute Engine imports; \
                   inspect images; boot them in QEMU.",
     after_help = "Exit status: 0 success; 1 build failed or a check failed; 2 usage error or not an image; \
-                  run: QEMU's status, 124 on timeout, 127 without QEMU; 130/143 after SIGINT/SIGTERM."
+                  run: QEMU's status, 124 on timeout, 125 when KVM fails under --accel kvm, 127 without QEMU; \
+                  130/143 after SIGINT/SIGTERM."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,10 +53,32 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff).
-    #[command(after_help = "Example:\n  unikernel-mkimage manpage > unikernel-mkimage.1 && man ./unikernel-mkimage.1")]
-    Manpage,
+    /// Print a manual page (roff): the tool's, or a subcommand's; or write them all.
+    #[command(after_help = MANPAGE_EXAMPLES)]
+    Manpage(ManpageArgs),
 }
+
+const MANPAGE_EXAMPLES: &str = "\
+Examples:
+  unikernel-mkimage manpage > unikernel-mkimage.1 && man ./unikernel-mkimage.1
+  unikernel-mkimage manpage build | man -l -
+  unikernel-mkimage manpage --dir /usr/share/man/man1
+
+--dir writes unikernel-mkimage.1, unikernel-mkimage-SUBCOMMAND.1 for each subcommand, and
+solo5-virtio-mkimage.1 for the drop-in.";
+
+#[derive(clap::Args, Debug)]
+struct ManpageArgs {
+    /// The subcommand whose page to print [default: the tool's own page].
+    #[arg(value_parser = SUBCOMMANDS)]
+    subcommand: Option<String>,
+    /// Write every page into DIR instead (for packagers).
+    #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
+    dir: Option<PathBuf>,
+}
+
+/// The subcommands, which have pages of their own (a test keeps the list complete).
+const SUBCOMMANDS: [&str; 5] = ["build", "inspect", "run", "completions", "manpage"];
 
 const BUILD_EXAMPLES: &str = "\
 Examples:
@@ -78,7 +102,11 @@ Examples:
   unikernel-mkimage run disk.raw --memory 1G --disk-bus ide --timeout 30
   unikernel-mkimage run disk.raw -- -netdev user,id=n0 -device virtio-net-pci,netdev=n0
 
-Exit status: QEMU's, 124 when --timeout expires, 127 when QEMU is missing.";
+When KVM cannot run the guest (\"KVM internal error\"), run says so and restarts under software
+emulation; with --accel kvm it stops instead.
+
+Exit status: QEMU's, 124 when --timeout expires, 125 when KVM fails under --accel kvm, 127 when
+QEMU is missing.";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum FormatArg {
@@ -109,7 +137,8 @@ struct BuildArgs {
     /// Partition table.
     #[arg(long, value_enum, default_value_t = Table::Mbr)]
     partition_table: Table,
-    /// Disk size: bytes, or with a binary unit (512M, 2G, 1GiB). GCE needs whole GiB.
+    /// Disk size: bytes, or with a binary unit and maybe a fraction (512M, 1.5G, 2GiB). GCE
+    /// needs whole GiB.
     #[arg(long, default_value = "1G", value_name = "SIZE")]
     size: String,
     /// File name of the kernel on the disk, and the first word of its command line.
@@ -145,16 +174,60 @@ fn command() -> clap::Command {
     ))
 }
 
+/// Exit status of a usage error.
+const EXIT_USAGE: u8 = 2;
+
+/// Why a command stopped.
+enum Stop {
+    /// It failed (exit status 1).
+    Failed(Failure),
+    /// The options cannot be honoured as given (exit status 2).
+    Usage(String),
+}
+
+impl From<Failure> for Stop {
+    fn from(f: Failure) -> Self {
+        Stop::Failed(f)
+    }
+}
+
+/// Reports a command-line error clap found in the same form as ours: one
+/// `unikernel-mkimage: error:` line (clap's message, its lines joined), exit status 2. Help and
+/// version go to standard output with status 0.
+fn clap_exit(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let text = err.render().to_string();
+            // The message is the first paragraph; clap's usage hint follows a blank line.
+            let message: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            let message = message.join(" ");
+            unikernel_mkimage::print_error("unikernel-mkimage", message.strip_prefix("error: ").unwrap_or(&message));
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let matches = command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
+    let cli = match command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => return clap_exit(e),
     };
     let result = match cli.command {
         Command::Build(args) => {
             handle_signals(OnSignal::Exit);
-            build(args).map(|()| ExitCode::SUCCESS)
+            match build(args) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(Stop::Failed(f)) => Err(f),
+                Err(Stop::Usage(message)) => {
+                    unikernel_mkimage::print_error("unikernel-mkimage", &message);
+                    Ok(ExitCode::from(EXIT_USAGE))
+                }
+            }
         }
         Command::Inspect(args) => Ok(inspect_cmd::inspect(&args)),
         Command::Run(args) => {
@@ -165,10 +238,9 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut command(), "unikernel-mkimage", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Manpage => match clap_mangen::Man::new(command()).render(&mut std::io::stdout()) {
-            Ok(()) => Ok(ExitCode::SUCCESS),
-            Err(e) => Err(Failure(format!("cannot write the manual page: {e}"))),
-        },
+        Command::Manpage(args) => {
+            manual::manpage(&command(), &args.subcommand, args.dir.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -179,21 +251,35 @@ fn main() -> ExitCode {
     }
 }
 
-fn build(args: BuildArgs) -> Result<(), Failure> {
+fn build(args: BuildArgs) -> Result<(), Stop> {
     let started = Instant::now();
     // Problems with the options concern the output; say which.
-    let about_output = |e: mkimage_core::Error| Failure(format!("{}: {}", args.output.display(), failure(&e).0));
-    let disk_size = parse_size(&args.size).map_err(about_output)?;
-    mkimage_core::Layout::check_disk_size(disk_size).map_err(about_output)?;
+    let usage = |e: mkimage_core::Error| Stop::Usage(format!("{}: {}", args.output.display(), failure(&e).0));
+    let disk_size = parse_size(&args.size).map_err(usage)?;
+    mkimage_core::Layout::check_disk_size(disk_size).map_err(usage)?;
     let format = match args.format {
         Some(FormatArg::Raw) => Format::Raw,
         Some(FormatArg::Gce) => Format::Gce,
         None => infer_format(&args.output),
     };
-    if format == Format::Gce {
-        mkimage_core::output::gce::check_disk_size(disk_size).map_err(about_output)?;
+    if let Some(ext) = unikernel_mkimage::foreign_extension(&args.output) {
+        let written = if format == Format::Gce { "a GCE tarball" } else { "a raw image" };
+        if args.format.is_none() {
+            return Err(Stop::Usage(format!(
+                "output {} ends in {ext}, a format this tool does not write; name it .raw or .img for a raw \
+                 image, .tar.gz for GCE, or give --format to write {written} under this name anyway",
+                args.output.display()
+            )));
+        }
+        eprintln!(
+            "unikernel-mkimage: warning: output {} ends in {ext} but will hold {written}, as --format asks",
+            unikernel_mkimage::printable(&args.output.display().to_string())
+        );
     }
-    let timestamp = Timestamp::from_env()?;
+    if format == Format::Gce {
+        mkimage_core::output::gce::check_disk_size(disk_size).map_err(usage)?;
+    }
+    let timestamp = Timestamp::from_env().map_err(Failure::from)?;
     let dest = output::prepare(&args.output, &args.kernel, format, args.force)?;
     // With the image on standard output, everything else goes to standard error.
     let say = |text: &str| if dest.is_stdout() { eprint!("{text}") } else { print!("{text}") };
@@ -254,6 +340,13 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_has_a_page_name() {
+        let cmd = command();
+        let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).filter(|n| *n != "help").collect();
+        assert_eq!(names, SUBCOMMANDS);
     }
 
     #[test]

@@ -2,10 +2,10 @@
 
 use std::fmt::Write;
 
+use mkimage_core::Plan;
 use mkimage_core::bytes::SECTOR_SIZE;
 use mkimage_core::ident::format_guid;
 use mkimage_core::size::format_size;
-use mkimage_core::{Plan, TableLayout};
 
 /// Describes the plan: disk, partitions, filesystem, files, load plan and boot record.
 pub(crate) fn describe(plan: &Plan) -> String {
@@ -20,11 +20,11 @@ pub(crate) fn describe(plan: &Plan) -> String {
         l.total_sectors(),
         l.partition_table()
     );
-    match &l.table {
-        TableLayout::Mbr => {
+    match l.table.gpt() {
+        None => {
             let _ = writeln!(s, "  MBR disk signature: {:#010x}", plan.ids.mbr_disk_signature);
         }
-        TableLayout::Gpt(gpt) => {
+        Some(gpt) => {
             let _ = writeln!(s, "  GPT disk GUID: {}", format_guid(&plan.ids.gpt_disk));
             let _ = writeln!(
                 s,

@@ -19,6 +19,9 @@ const QEMU_PACKAGE: &str = "qemu-system-x86";
 const EXIT_TIMEOUT: u8 = 124;
 /// Exit status when QEMU cannot be found (as shells use for a missing command).
 const EXIT_NO_QEMU: u8 = 127;
+/// Exit status when KVM cannot run the guest and `--accel kvm` was asked for (even, so no
+/// isa-debug-exit status can be mistaken for it).
+const EXIT_KVM_FAILED: u8 = 125;
 /// How often the child is polled for exit, timeout and signals.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -129,14 +132,68 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure(format!("cannot read {}: {e}", args.image.display())))?;
     let unpacked = if is_tarball { Some(unpack(&args.image)?) } else { None };
     let disk = unpacked.as_ref().map_or(args.image.as_path(), |t| t.path());
+    let deadline = args.timeout.map(|s| Instant::now() + Duration::from_secs(s));
+    let explicit = args.accel.is_some();
     let accel = args.accel.unwrap_or(if kvm_usable() { Accel::Kvm } else { Accel::Tcg });
-    let mut command = Command::new(&qemu);
+    let mut outcome = boot(&qemu, accel, disk, &args, deadline);
+    if let Ok(Outcome::KvmFailed(reason)) = &outcome {
+        let reason = reason.clone();
+        if explicit {
+            outcome =
+                Ok(Outcome::Refused(format!("KVM could not run the guest (QEMU: {reason}); retry with --accel tcg")));
+        } else {
+            eprintln!(
+                "unikernel-mkimage: run: KVM could not run the guest (QEMU: {}); restarting under software emulation (--accel tcg)",
+                unikernel_mkimage::printable(&reason)
+            );
+            outcome = boot(&qemu, Accel::Tcg, disk, &args, deadline);
+        }
+    }
+    if let Some(t) = &unpacked {
+        unregister_temp(t.path());
+    }
+    Ok(match outcome? {
+        Outcome::Exited(status) => exit_code(status),
+        Outcome::TimedOut => {
+            eprintln!("unikernel-mkimage: run: stopped QEMU after the {} s timeout", args.timeout.unwrap_or(0));
+            ExitCode::from(EXIT_TIMEOUT)
+        }
+        Outcome::NoQemu => ExitCode::from(EXIT_NO_QEMU),
+        Outcome::KvmFailed(reason) | Outcome::Refused(reason) => {
+            unikernel_mkimage::print_error("unikernel-mkimage", &reason);
+            ExitCode::from(EXIT_KVM_FAILED)
+        }
+    })
+}
+
+/// How a QEMU run ended.
+enum Outcome {
+    /// QEMU exited.
+    Exited(std::process::ExitStatus),
+    /// The timeout expired; QEMU was stopped.
+    TimedOut,
+    /// QEMU could not be started because it does not exist (already reported).
+    NoQemu,
+    /// QEMU reported that KVM cannot run the guest (its words); QEMU was stopped.
+    KvmFailed(String),
+    /// The run is refused, for the reason given.
+    Refused(String),
+}
+
+/// What QEMU prints when KVM cannot run the guest (it then stops the guest and waits).
+const KVM_FAILURES: [&str; 3] = ["KVM internal error", "kvm run failed", "emulation failure"];
+
+/// Starts QEMU with `accel` on `disk` and waits for it to end, for the deadline, for a signal,
+/// or for QEMU to say KVM failed (its standard error is read and passed on line by line).
+fn boot(qemu: &Path, accel: Accel, disk: &Path, args: &RunArgs, deadline: Option<Instant>) -> Result<Outcome, Failure> {
+    let mut command = Command::new(qemu);
     command
         .args(unikernel_mkimage::qemu::headless("pc", &args.memory))
         .args(["-accel", if accel == Accel::Kvm { "kvm" } else { "tcg" }, "-snapshot"])
         .args(args.disk_bus.disk().args(disk))
         .args(&args.qemu_args)
-        .stdin(Stdio::inherit());
+        .stdin(Stdio::inherit())
+        .stderr(Stdio::piped());
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -144,38 +201,46 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
                 "unikernel-mkimage",
                 &format!("{} not found; install the Debian package {QEMU_PACKAGE}", qemu.display()),
             );
-            return Ok(ExitCode::from(EXIT_NO_QEMU));
+            return Ok(Outcome::NoQemu);
         }
         Err(e) => return Err(Failure(format!("cannot start {}: {e}", qemu.display()))),
     };
-    let deadline = args.timeout.map(|s| Instant::now() + Duration::from_secs(s));
-    let outcome = loop {
+    let (tx, kvm_failure) = std::sync::mpsc::channel::<String>();
+    if let Some(stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            use std::io::{BufRead, Write};
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(std::io::stderr(), "{line}");
+                if KVM_FAILURES.iter().any(|f| line.contains(f)) {
+                    let _ = tx.send(line.trim().to_string());
+                }
+            }
+        });
+    }
+    loop {
         match child.try_wait() {
-            Ok(Some(status)) => break Ok(Some(status)),
+            Ok(Some(status)) => return Ok(Outcome::Exited(status)),
             Ok(None) => {}
-            Err(e) => break Err(Failure(format!("cannot wait for QEMU: {e}"))),
+            Err(e) => return Err(Failure(format!("cannot wait for QEMU: {e}"))),
         }
-        if let Some(signal) = unikernel_mkimage::interrupted() {
+        let stop = |child: &mut std::process::Child| {
             let _ = child.kill();
             let _ = child.wait();
-            drop(unpacked);
+        };
+        if let Some(signal) = unikernel_mkimage::interrupted() {
+            stop(&mut child);
             std::process::exit(128 + signal);
         }
+        if let Ok(reason) = kvm_failure.try_recv() {
+            stop(&mut child);
+            return Ok(Outcome::KvmFailed(reason));
+        }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            let _ = child.kill();
-            let _ = child.wait();
-            eprintln!("unikernel-mkimage: run: stopped QEMU after the {} s timeout", args.timeout.unwrap_or(0));
-            break Ok(None);
+            stop(&mut child);
+            return Ok(Outcome::TimedOut);
         }
         std::thread::sleep(POLL);
-    };
-    if let Some(t) = &unpacked {
-        unregister_temp(t.path());
     }
-    Ok(match outcome? {
-        Some(status) => exit_code(status),
-        None => ExitCode::from(EXIT_TIMEOUT),
-    })
 }
 
 /// QEMU's exit status as ours: its code, or 128 + the signal that ended it.

@@ -97,11 +97,19 @@ impl ImageBuilder {
     }
 
     /// Plans the image without writing anything.
+    ///
+    /// # Errors
+    /// Every [`Error`] of planning: the kernel (empty, too large, not a Multiboot kernel this loader
+    /// can boot, a name FAT cannot store), the command line, the disk size.
     pub fn plan(&self) -> Result<Plan, Error> {
         Plan::new(&self.kernel, &self.options)
     }
 
     /// Plans and assembles the image.
+    ///
+    /// # Errors
+    /// What [`ImageBuilder::plan`] returns, and [`Error::Internal`] if the filesystem writer does not
+    /// place the files where the plan says (a bug, never a wrong image).
     pub fn build(self) -> Result<Image, Error> {
         let plan = self.plan()?;
         Image::assemble(plan, &self.kernel.bytes)

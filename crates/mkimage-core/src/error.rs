@@ -148,6 +148,16 @@ pub enum Error {
         /// The requested size.
         size: u64,
     },
+    /// A read of an image's bytes reaches past the end of its disk.
+    #[error("cannot read {len} bytes at offset {offset}: the disk is {size} bytes")]
+    ReadOutsideDisk {
+        /// Where the read starts.
+        offset: u64,
+        /// Bytes asked for.
+        len: u64,
+        /// The disk size.
+        size: u64,
+    },
     /// Writing the image to its destination failed.
     #[error("cannot write the image")]
     Write {

@@ -34,6 +34,7 @@ pub type Guid = [u8; 16];
 /// Every identifier an image carries, derived from its [`Identity`]. The GUIDs are written
 /// only on GPT disks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Identifiers {
     /// The MBR disk signature (also in the protective MBR of a GPT disk). Never zero.
     pub mbr_disk_signature: u32,

@@ -16,6 +16,7 @@ pub(crate) const COPY_CHUNK: usize = 1 << 20;
 
 /// A byte range of the disk that holds data; everything outside these ranges is zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DataExtent {
     /// Byte offset on the disk (a multiple of 512).
     pub offset: u64,
@@ -83,12 +84,23 @@ impl Image {
         self.extents.iter().map(|e| e.len).sum()
     }
 
-    /// Copies disk bytes starting at `offset` into `buf`. Panics if the range is outside the disk.
-    pub fn read_at(&self, offset: u64, buf: &mut [u8]) {
-        assert!(
-            offset.checked_add(buf.len() as u64).is_some_and(|end| end <= self.disk_size()),
-            "read outside the disk"
-        );
+    /// Copies disk bytes starting at `offset` into `buf`.
+    ///
+    /// # Errors
+    /// [`Error::ReadOutsideDisk`] when the range reaches past the end of the disk (`buf` is then
+    /// left as it was).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), Error> {
+        let len = buf.len() as u64;
+        if offset.checked_add(len).is_none_or(|end| end > self.disk_size()) {
+            return Err(Error::ReadOutsideDisk { offset, len, size: self.disk_size() });
+        }
+        self.disk.read_at(offset, buf);
+        Ok(())
+    }
+
+    /// [`Image::read_at`] for ranges the crate knows lie inside the disk.
+    pub(crate) fn read_inside(&self, offset: u64, buf: &mut [u8]) {
+        debug_assert!(offset + buf.len() as u64 <= self.disk_size());
         self.disk.read_at(offset, buf);
     }
 

@@ -33,6 +33,9 @@ impl Kernel {
     /// A kernel read to its end from `reader`, stored under `name`. Reads at most
     /// [`MAX_KERNEL_SIZE`] + 1 bytes, so an endless reader is refused rather than exhausting
     /// memory.
+    ///
+    /// # Errors
+    /// [`Error::KernelRead`] when the reader fails.
     pub fn from_reader(name: impl Into<String>, reader: impl Read) -> Result<Self, Error> {
         let name = name.into();
         let mut bytes = Vec::new();
@@ -47,6 +50,10 @@ impl Kernel {
     /// UTF-8 must be replaced with [`crate::ImageBuilder::name`]). Refuses anything but a
     /// regular file, and a file that changes while it is read. Files that report a size of 0
     /// but have content (pseudo-files such as those in `/proc`) are read to their end.
+    ///
+    /// # Errors
+    /// [`Error::KernelRead`], [`Error::KernelNotAFile`], [`Error::KernelTooLarge`] or
+    /// [`Error::KernelChanged`].
     pub fn from_path(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let read_err = |source| Error::KernelRead { path: path.to_owned(), source };

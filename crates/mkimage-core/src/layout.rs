@@ -39,6 +39,7 @@ pub const BOOT_AREA_SECTORS: u64 = crate::boot::bios::BOOT_AREA_SECTORS;
 
 /// Partitioning scheme of the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PartitionTable {
     /// A classic MBR with one bootable FAT partition.
     #[default]
@@ -65,6 +66,7 @@ impl std::fmt::Display for PartitionTable {
 
 /// A run of sectors: `start` and `count` in 512-byte LBAs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SectorRange {
     /// First LBA.
     pub start: u64,
@@ -91,6 +93,7 @@ impl SectorRange {
 
 /// Where a GPT's structures lie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GptLayout {
     /// LBA of the primary header (1).
     pub primary_header: u64,
@@ -110,6 +113,7 @@ pub struct GptLayout {
 
 /// A file on the FAT filesystem, placed on the disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FileLocation {
     /// The file as the FAT plan places it (clusters).
     pub file: PlannedFile,
@@ -119,6 +123,7 @@ pub struct FileLocation {
 
 /// The partition table's own structures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TableLayout {
     /// An MBR: LBA 0 alone.
     Mbr,
@@ -127,6 +132,14 @@ pub enum TableLayout {
 }
 
 impl TableLayout {
+    /// The GPT structures, for a GPT.
+    pub const fn gpt(&self) -> Option<&GptLayout> {
+        match self {
+            TableLayout::Mbr => None,
+            TableLayout::Gpt(gpt) => Some(gpt),
+        }
+    }
+
     /// The partitioning scheme.
     pub const fn kind(&self) -> PartitionTable {
         match self {
@@ -138,6 +151,7 @@ impl TableLayout {
 
 /// The complete disk layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Layout {
     /// The partition table and where its structures lie.
     pub table: TableLayout,
@@ -174,6 +188,9 @@ pub struct LayoutRequest<'a> {
 
 impl Layout {
     /// Checks a disk size on its own: a whole number of sectors, at most [`MAX_DISK_SIZE`].
+    ///
+    /// # Errors
+    /// [`Error::DiskSizeNotSectorMultiple`] or [`Error::DiskTooLarge`].
     pub fn check_disk_size(size: u64) -> Result<(), Error> {
         if !size.is_multiple_of(SECTOR_SIZE) {
             return Err(Error::DiskSizeNotSectorMultiple { size });
@@ -185,6 +202,10 @@ impl Layout {
     }
 
     /// Plans the layout, or explains why the disk cannot hold it.
+    ///
+    /// # Errors
+    /// As [`Layout::check_disk_size`], and [`Error::DiskTooSmall`] with the smallest size that
+    /// would do.
     pub fn plan(req: &LayoutRequest<'_>) -> Result<Layout, Error> {
         Self::check_disk_size(req.disk_size)?;
         Self::try_plan(req).ok_or_else(|| Error::DiskTooSmall {

@@ -29,6 +29,7 @@
 //! # Ok::<(), mkimage_core::Error>(())
 //! ```
 #![deny(missing_docs)]
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 /// The library example in README.md (the same as the repository README's), compiled as a
 /// doctest.

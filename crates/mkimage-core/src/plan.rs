@@ -41,6 +41,7 @@ pub(crate) struct Options {
 /// Everything decided about an image before any byte is placed: the disk layout, the command
 /// line, the identifiers and the build-information text. Computing it does no I/O.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Plan {
     /// Disk layout: partitions, filesystem geometry, where every file lies.
     pub layout: Layout,

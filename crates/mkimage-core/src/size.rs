@@ -15,24 +15,29 @@ pub const GIB: u64 = 1 << 30;
 /// One tebibyte, 2^40 bytes.
 pub const TIB: u64 = 1 << 40;
 
-/// Parses a size such as `1073741824`, `512K`, `512M`, `2G`, `1GiB` or `1T`.
+/// Parses a size such as `1073741824`, `512K`, `512M`, `2G`, `1GiB`, `1.5G` or `1T`. A fraction
+/// is accepted when it makes a whole number of bytes (`1.5K` is 1536 bytes; `1.3K` is refused).
 ///
 /// ```
 /// use mkimage_core::size::{parse_size, GIB, MIB};
 /// assert_eq!(parse_size("2G").unwrap(), 2 * GIB);
 /// assert_eq!(parse_size("512MiB").unwrap(), 512 * MIB);
+/// assert_eq!(parse_size("1.5G").unwrap(), 3 * GIB / 2);
 /// assert_eq!(parse_size("4096").unwrap(), 4096);
-/// assert!(parse_size("1.5G").is_err());
+/// assert!(parse_size("1.3K").is_err());
 /// ```
+///
+/// # Errors
+/// [`Error::InvalidSize`], saying why, for anything else.
 pub fn parse_size(text: &str) -> Result<u64, Error> {
     let invalid = |reason: &'static str| Error::InvalidSize { text: text.to_owned(), reason };
     let trimmed = text.trim();
-    let digits_end = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
-    let (number, suffix) = trimmed.split_at(digits_end);
-    if number.is_empty() {
-        return Err(invalid("expected a whole number, optionally followed by K, M, G or T"));
+    let number_end = trimmed.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(trimmed.len());
+    let (number, suffix) = trimmed.split_at(number_end);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || fraction.contains('.') || (number.contains('.') && fraction.is_empty()) {
+        return Err(invalid("expected a number, optionally with a fraction, then K, M, G or T"));
     }
-    let number: u64 = number.parse().map_err(|_| invalid("number is too large"))?;
     let unit = match suffix.trim_start().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => KIB,
@@ -41,7 +46,20 @@ pub fn parse_size(text: &str) -> Result<u64, Error> {
         "t" | "tb" | "tib" => TIB,
         _ => return Err(invalid("unknown unit; use K, M, G or T (powers of 1024)")),
     };
-    number.checked_mul(unit).ok_or_else(|| invalid("size is too large"))
+    let too_large = || invalid("size is too large");
+    let whole: u128 = whole.parse().map_err(|_| too_large())?;
+    // Sizes are at most 2^64; more fraction digits than that cannot change a whole byte count.
+    if fraction.len() > 24 {
+        return Err(invalid("too many digits after the decimal point"));
+    }
+    let scale = 10u128.pow(fraction.len() as u32);
+    let fraction: u128 = if fraction.is_empty() { 0 } else { fraction.parse().map_err(|_| too_large())? };
+    let scaled = whole.checked_mul(scale).and_then(|w| w.checked_add(fraction)).ok_or_else(too_large)?;
+    let bytes = scaled.checked_mul(u128::from(unit)).ok_or_else(too_large)?;
+    if bytes % scale != 0 {
+        return Err(invalid("the fraction does not make a whole number of bytes"));
+    }
+    u64::try_from(bytes / scale).map_err(|_| too_large())
 }
 
 /// Formats a byte count in the largest binary unit that represents it exactly
@@ -84,6 +102,10 @@ mod tests {
             (" 10G ", 10 * GIB),
             ("2T", 2 * TIB),
             ("7b", 7),
+            ("1.5G", 3 * GIB / 2),
+            ("0.5K", 512),
+            ("1.25M", 5 * MIB / 4),
+            ("2.0G", 2 * GIB),
         ];
         for (text, want) in cases {
             assert_eq!(parse_size(text).unwrap(), want, "{text}");
@@ -92,7 +114,21 @@ mod tests {
 
     #[test]
     fn rejects_malformed_sizes() {
-        for text in ["", "G", "-1", "1.5G", "1X", "1 G B", "0x100", "99999999999999999999", "20000000T"] {
+        for text in [
+            "",
+            "G",
+            "-1",
+            "1.3K",
+            "1.5",
+            "1.",
+            ".5G",
+            "1.2.3G",
+            "1X",
+            "1 G B",
+            "0x100",
+            "99999999999999999999",
+            "20000000T",
+        ] {
             let err = parse_size(text).unwrap_err();
             assert!(matches!(err, Error::InvalidSize { .. }), "{text}: {err}");
         }

@@ -46,6 +46,9 @@ impl Timestamp {
     /// assert_eq!(Timestamp::parse_source_date_epoch("1700000000").unwrap().unix(), 1_700_000_000);
     /// assert!(Timestamp::parse_source_date_epoch("yesterday").is_err());
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidTimestamp`] unless `value` is a whole number of seconds.
     pub fn parse_source_date_epoch(value: &str) -> Result<Self, Error> {
         let invalid = |reason: &'static str| Error::InvalidTimestamp { value: value.to_owned(), reason };
         if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
@@ -56,6 +59,9 @@ impl Timestamp {
 
     /// The timestamp `SOURCE_DATE_EPOCH` names, the default when it is unset or empty, or an
     /// error when it is set to something else than a number.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTimestamp`] when the variable is set to something else than a number.
     pub fn from_env() -> Result<Self, Error> {
         match std::env::var("SOURCE_DATE_EPOCH") {
             Ok(value) if !value.is_empty() => Self::parse_source_date_epoch(&value),

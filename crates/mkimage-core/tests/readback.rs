@@ -45,7 +45,7 @@ struct Part<'a> {
 impl Read for Part<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = buf.len().min((self.len - self.pos) as usize);
-        self.image.read_at(self.start + self.pos, &mut buf[..n]);
+        self.image.read_at(self.start + self.pos, &mut buf[..n]).unwrap();
         self.pos += n as u64;
         Ok(n)
     }
@@ -86,7 +86,7 @@ fn assert_stream_equals_image(mut stream: impl Read, image: &Image) {
             break;
         }
         assert!(offset + n as u64 <= image.disk_size(), "stream longer than the disk");
-        image.read_at(offset, &mut want[..n]);
+        image.read_at(offset, &mut want[..n]).unwrap();
         assert!(got[..n] == want[..n], "content differs in the MiB at offset {offset}");
         offset += n as u64;
     }
@@ -120,7 +120,7 @@ fn mbr_image_reads_back() {
     let k = kernel(300_000);
     let image = build(PartitionTable::Mbr, GIB, k.clone(), "unikernel.bin");
     let mut disk = vec![0u8; 4 << 20];
-    image.read_at(0, &mut disk);
+    image.read_at(0, &mut disk).unwrap();
     let mbr = mbrman::MBR::read_from(&mut whole(&image), 512).unwrap();
     let p = &mbr[1];
     assert_eq!(p.boot, 0x80);
@@ -153,7 +153,7 @@ fn mbr_image_reads_back() {
     assert_eq!(disk[2048 * 512..2049 * 512], disk[2054 * 512..2055 * 512]);
     // The kernel's bytes sit, contiguous, exactly where the plan says.
     let mut at_plan = vec![0u8; k.len()];
-    image.read_at(image.plan().layout.kernel.sectors.byte_offset(), &mut at_plan);
+    image.read_at(image.plan().layout.kernel.sectors.byte_offset(), &mut at_plan).unwrap();
     assert_eq!(at_plan, k);
 }
 
@@ -162,7 +162,7 @@ fn gpt_image_reads_back() {
     let k = kernel(5000);
     let image = build(PartitionTable::Gpt, 2 * GIB, k.clone(), "kernel.elf");
     let mut disk = vec![0u8; 512];
-    image.read_at(0, &mut disk);
+    image.read_at(0, &mut disk).unwrap();
     let gpt_disk =
         gpt::GptConfig::new().writable(false).only_valid_headers(true).open_from_device(whole(&image)).unwrap();
     let ids = image.plan().ids;
@@ -365,4 +365,13 @@ fn bad_requests_are_refused_with_their_own_errors() {
         }
         other => panic!("{other}"),
     }
+}
+
+#[test]
+fn reads_outside_the_disk_are_errors_not_panics() {
+    let image = build(PartitionTable::Mbr, 64 * MIB, kernel(100), "k.bin");
+    let mut buf = [0u8; 16];
+    assert!(image.read_at(64 * MIB - 16, &mut buf).is_ok());
+    assert!(matches!(image.read_at(64 * MIB - 15, &mut buf), Err(mkimage_core::Error::ReadOutsideDisk { .. })));
+    assert!(image.read_at(u64::MAX, &mut buf).is_err());
 }

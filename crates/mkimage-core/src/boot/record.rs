@@ -6,7 +6,9 @@
 //!
 //! The byte layout is documented at the top of `bios/stage2.asm`; [`field`], [`run_field`] and
 //! [`zero_field`] name every offset once, and [`BootRecord::encode`] and [`BootRecord::decode`]
-//! are the host's only writer and reader.
+//! are the host's only writer and reader. The record's structs mirror format 2 field for field
+//! and are open to construction (tests and tools craft records); a new field means a new
+//! format version.
 
 use crate::Error;
 use crate::bytes::{Le, SECTOR_SIZE};
@@ -253,6 +255,9 @@ impl BootRecord {
     /// file, with `skip < 512`, a non-zero length and `sectors = ceil((skip + len) / 512)`;
     /// every range in [1 MiB, 4 GiB); no two non-empty ranges overlapping; the entry point in
     /// bytes a run loads. Errors come in stage 2's order.
+    ///
+    /// # Errors
+    /// The first [`PlanError`] in stage 2's order.
     pub fn check_plan(&self, allowed_flags: u32) -> Result<(), PlanError> {
         if self.flags & !allowed_flags != 0 {
             return Err(PlanError::Flags);
@@ -296,6 +301,9 @@ impl BootRecord {
     }
 
     /// Serializes the record. Fails if it does not fit in [`BOOT_RECORD_MAX`] bytes.
+    ///
+    /// # Errors
+    /// [`Error::BootRecordTooLarge`] if the record does not fit in [`BOOT_RECORD_MAX`] bytes.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         let strings = [&self.cmdline, &self.kernel_name, &self.loader_name];
         let runs_offset = RECORD_HEADER_LEN;
@@ -359,6 +367,10 @@ impl BootRecord {
 
     /// Parses a record (trailing bytes after its total length are ignored). Never panics and
     /// allocates at most in proportion to `bytes.len()`.
+    ///
+    /// # Errors
+    /// A [`RecordError`] saying what is wrong: too short, another signature or format, a bad CRC,
+    /// or tables and strings outside the record.
     pub fn decode(bytes: &[u8]) -> Result<BootRecord, RecordError> {
         if bytes.len() < RECORD_HEADER_LEN {
             return Err(RecordError::Truncated);

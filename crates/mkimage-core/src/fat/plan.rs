@@ -33,6 +33,7 @@ pub const MAX_CLUSTER_SIZE: u32 = 32 * KIB as u32;
 
 /// The FAT variant of a volume.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FatType {
     /// 16-bit FAT entries, fixed-size root directory.
     Fat16,
@@ -69,6 +70,7 @@ impl std::fmt::Display for FatType {
 
 /// Where the parts of a FAT volume lie, in sectors relative to the start of the partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FatGeometry {
     /// FAT16 or FAT32.
     pub fat_type: FatType,
@@ -219,6 +221,9 @@ pub fn same_name(a: &str, b: &str) -> bool {
 }
 
 /// Checks that `fatfs` will accept `name` as a file name in the root directory, returning why not.
+///
+/// # Errors
+/// Why the name cannot be stored, in words.
 pub fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("the name is empty");
@@ -249,6 +254,7 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
 
 /// A file as the plan places it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PlannedFile {
     /// Name in the root directory.
     pub name: String,
@@ -262,6 +268,7 @@ pub struct PlannedFile {
 
 /// The contents of a planned volume: geometry, root directory clusters and files.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FatPlan {
     /// Volume geometry.
     pub geometry: FatGeometry,

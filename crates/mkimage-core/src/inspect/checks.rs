@@ -68,6 +68,7 @@ impl std::fmt::Display for CheckName {
 
 /// One check and its outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Check {
     /// What it is about.
     pub name: CheckName,

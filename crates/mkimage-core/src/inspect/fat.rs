@@ -17,6 +17,7 @@ const DIR_ENTRY: usize = dir::ENTRY_SIZE as usize;
 
 /// The FAT variant, by cluster count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Variant {
     /// 12-bit entries.
     Fat12,
@@ -39,6 +40,7 @@ impl Variant {
 
 /// A mounted (read-only) FAT volume.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Volume {
     /// Byte offset of the partition on the disk.
     pub base: u64,
@@ -70,6 +72,7 @@ pub struct Volume {
 
 /// A root directory entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Entry {
     /// Long name if present and intact, else the 8.3 name.
     pub name: String,
@@ -84,6 +87,9 @@ pub struct Entry {
 impl Volume {
     /// Reads the boot sector of the partition at byte `base`. Errors describe why it is not a
     /// FAT volume this reader understands.
+    ///
+    /// # Errors
+    /// Why this is not a FAT volume this reader understands.
     pub fn open(source: &mut dyn DiskSource, base: u64) -> Result<Volume, String> {
         let b = read_vec(source, base, SECTOR_BYTES).map_err(|e| format!("cannot read the boot sector: {e}"))?;
         if b[BOOT_SIGNATURE_AT] != BOOT_SIGNATURE {
@@ -197,6 +203,9 @@ impl Volume {
     /// The cluster chain from `first`, at most `limit` clusters. Errors on a free or invalid
     /// cluster in the chain, and on a cluster met twice (a cycle), so the walk is bounded by the
     /// clusters actually chained in the FAT.
+    ///
+    /// # Errors
+    /// Why the chain is broken: an invalid or free cluster in it, a loop, an unreadable FAT.
     pub fn chain(&self, source: &mut dyn DiskSource, first: u32, limit: u64) -> Result<Vec<u32>, String> {
         let mut chain = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -221,6 +230,9 @@ impl Volume {
     }
 
     /// The root directory's entries (files and directories, not labels or deleted entries).
+    ///
+    /// # Errors
+    /// Why the root directory cannot be read.
     pub fn root(&self, source: &mut dyn DiskSource) -> Result<Vec<Entry>, String> {
         let raw = match self.variant {
             Variant::Fat32 => {
@@ -245,6 +257,9 @@ impl Volume {
 
     /// Reads a file's contents, at most `limit` bytes; errors if the chain is broken or too
     /// short for the size.
+    ///
+    /// # Errors
+    /// Why the file cannot be read: a broken chain, or one shorter than the file.
     pub fn read(&self, source: &mut dyn DiskSource, entry: &Entry, limit: u64) -> Result<Vec<u8>, String> {
         let size = u64::from(entry.size).min(limit);
         if size == 0 {

@@ -80,6 +80,7 @@ pub enum InspectError {
 
 /// How the image was packaged.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Container {
     /// A raw disk image.
     Raw,
@@ -87,8 +88,27 @@ pub enum Container {
     Tarball(tarball::Archive),
 }
 
+impl Container {
+    /// The stable name of the packaging: `"raw"` or `"gce-tarball"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Container::Raw => "raw",
+            Container::Tarball(_) => "gce-tarball",
+        }
+    }
+
+    /// The archive, for a tarball.
+    pub fn tarball(&self) -> Option<&tarball::Archive> {
+        match self {
+            Container::Raw => None,
+            Container::Tarball(archive) => Some(archive),
+        }
+    }
+}
+
 /// The filesystem holding the files.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Filesystem {
     /// Number of the partition it is in.
     pub partition: u32,
@@ -106,6 +126,7 @@ pub struct Filesystem {
 
 /// Which boot loader the image carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BootLoader {
     /// This tool's boot stage; the record when it decodes.
     UnikernelMkimage {
@@ -122,8 +143,37 @@ pub enum BootLoader {
     None,
 }
 
+impl BootLoader {
+    /// The stable name of the kind: `"unikernel-mkimage"`, `"syslinux"`, `"unknown"`, `"none"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BootLoader::UnikernelMkimage { .. } => "unikernel-mkimage",
+            BootLoader::Syslinux => "syslinux",
+            BootLoader::Unknown => "unknown",
+            BootLoader::None => "none",
+        }
+    }
+
+    /// The version of this tool's boot stage, when it is this tool's.
+    pub fn stage_version(&self) -> Option<u16> {
+        match self {
+            BootLoader::UnikernelMkimage { stage_version, .. } => Some(*stage_version),
+            _ => None,
+        }
+    }
+
+    /// This tool's boot record, or why it does not decode, when the boot stage is this tool's.
+    pub fn record(&self) -> Option<&Result<BootRecord, String>> {
+        match self {
+            BootLoader::UnikernelMkimage { record, .. } => Some(record),
+            _ => None,
+        }
+    }
+}
+
 /// The kernel as found on the filesystem.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KernelInfo {
     /// File name.
     pub name: String,
@@ -141,6 +191,7 @@ pub struct KernelInfo {
 
 /// What an image holds and which checks hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
     /// Packaging.
     pub container: Container,
@@ -184,6 +235,11 @@ impl Report {
 
 /// Inspects the image at `path`: a GCE tarball if it starts with the gzip magic, else a raw
 /// image (a regular file or a block device). Anything else is refused before it is opened.
+///
+/// # Errors
+/// [`InspectError`] when the file cannot be read, is not an image file (a FIFO, a socket...),
+/// or is not a disk image or image tarball at all. A disk that fails checks is a report, not an
+/// error.
 pub fn inspect_path(path: &Path) -> Result<Report, InspectError> {
     let name = path.display().to_string();
     let io = |source| InspectError::Io { path: name.clone(), source };
@@ -236,6 +292,9 @@ fn inspect_file(mut file: std::fs::File, name: &str) -> Result<Report, InspectEr
 
 /// Inspects a stream (standard input, a pipe): it is first copied into a sparse temporary
 /// file (zero blocks become holes), so memory stays bounded and a tarball's size is known.
+///
+/// # Errors
+/// As [`inspect_path`], and when the temporary file cannot be written.
 pub fn inspect_stream(mut reader: impl Read, name: &str) -> Result<Report, InspectError> {
     let io = |source| InspectError::Io { path: name.into(), source };
     let mut file = tempfile::tempfile().map_err(io)?;
@@ -245,6 +304,9 @@ pub fn inspect_stream(mut reader: impl Read, name: &str) -> Result<Report, Inspe
 }
 
 /// Inspects a raw image; `name` is used in errors.
+///
+/// # Errors
+/// [`InspectError`] when the reader fails or holds no partition table.
 pub fn inspect_raw<R: Read + Seek>(reader: R, name: &str) -> Result<Report, InspectError> {
     let mut source = RawSource::new(reader).map_err(|source| InspectError::Io { path: name.into(), source })?;
     analyse(&mut source, Container::Raw, name)
@@ -252,6 +314,10 @@ pub fn inspect_raw<R: Read + Seek>(reader: R, name: &str) -> Result<Report, Insp
 
 /// Inspects a GCE tarball read as a stream; `name` is used in errors. Its disk is unpacked
 /// into a sparse temporary file.
+///
+/// # Errors
+/// [`InspectError`] when the stream is not a readable tarball, holds no disk, or the disk has no
+/// partition table.
 pub fn inspect_tarball<R: Read>(reader: R, name: &str) -> Result<Report, InspectError> {
     unpack_and_analyse(reader, None, name)
 }

@@ -9,6 +9,10 @@ pub trait DiskSource {
     /// Disk size in bytes.
     fn size(&self) -> u64;
     /// Fills `buf` with the bytes at `offset`.
+    ///
+    /// # Errors
+    /// An error of kind [`io::ErrorKind::UnexpectedEof`] when the range reaches past the disk, or
+    /// what the underlying reader reports.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
 }
 
@@ -25,6 +29,9 @@ pub struct RawSource<R> {
 
 impl<R: Read + Seek> RawSource<R> {
     /// Wraps a reader; its length is the disk size.
+    ///
+    /// # Errors
+    /// What seeking to the end reports.
     pub fn new(mut inner: R) -> io::Result<Self> {
         let size = inner.seek(SeekFrom::End(0))?;
         Ok(RawSource { inner, size })
@@ -52,6 +59,9 @@ const COPY_CHUNK: usize = 1 << 20;
 
 /// Copies a stream into `file` (empty), leaving holes where whole blocks are zero. Returns the
 /// bytes copied.
+///
+/// # Errors
+/// What reading the stream or writing the file reports.
 pub fn copy_sparse(reader: &mut impl Read, file: &mut std::fs::File) -> io::Result<u64> {
     use std::io::Write;
     let mut buf = vec![0u8; COPY_CHUNK];
@@ -82,6 +92,9 @@ pub fn copy_sparse(reader: &mut impl Read, file: &mut std::fs::File) -> io::Resu
 }
 
 /// Reads `len` bytes at `offset` into a new vector (callers bound `len`).
+///
+/// # Errors
+/// As [`DiskSource::read_at`].
 pub fn read_vec(source: &mut dyn DiskSource, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     source.read_at(offset, &mut buf)?;

@@ -22,6 +22,7 @@ pub const KIND_PROTECTIVE: &str = "GPT protective";
 
 /// One partition, whatever the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Partition {
     /// 1-based number as partitioning tools show it.
     pub number: u32,
@@ -29,24 +30,25 @@ pub struct Partition {
     pub start: u64,
     /// Sectors.
     pub sectors: u64,
-    /// MBR type byte as hex (`"0x0c"`) or GPT type GUID.
+    /// MBR type byte as hex (`"0x0c"`) or GPT type GUID (lower-case).
     pub kind: String,
     /// Human-readable type, when known.
     pub kind_name: &'static str,
     /// MBR active flag or GPT "legacy BIOS bootable" attribute.
     pub bootable: bool,
-    /// GPT partition name (empty for MBR).
-    pub name: String,
-    /// GPT unique partition GUID (empty for MBR).
-    pub guid: String,
+    /// GPT partition name (`None` for MBR).
+    pub name: Option<String>,
+    /// GPT unique partition GUID, lower-case (`None` for MBR).
+    pub guid: Option<String>,
 }
 
 /// A parsed partition table.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Table {
     /// `"mbr"` or `"gpt"`.
     pub kind: &'static str,
-    /// MBR disk signature (hex) or GPT disk GUID.
+    /// MBR disk signature (`0x` and 8 hex digits) or GPT disk GUID (lower-case).
     pub disk_id: String,
     /// Partitions in table order.
     pub partitions: Vec<Partition>,
@@ -117,8 +119,8 @@ pub fn read_table(source: &mut dyn DiskSource) -> Option<Table> {
             kind: format!("0x{kind:02x}"),
             kind_name: mbr_type_name(kind),
             bootable: status == mbr::ACTIVE,
-            name: String::new(),
-            guid: String::new(),
+            name: None,
+            guid: None,
         });
     }
     if !protective {
@@ -229,8 +231,8 @@ fn read_gpt(source: &mut dyn DiskSource, total: u64) -> Result<Table, String> {
             kind_name: gpt_type_name(&kind),
             kind,
             bootable: attributes & gpt::ATTR_LEGACY_BIOS_BOOTABLE != 0,
-            name: String::from_utf16_lossy(&name_units),
-            guid: gpt_guid(&e[entry::UNIQUE_GUID]),
+            name: Some(String::from_utf16_lossy(&name_units)),
+            guid: Some(gpt_guid(&e[entry::UNIQUE_GUID])),
         });
     }
     Ok(Table { kind: "gpt", disk_id: primary.disk_guid, partitions, problems })

@@ -262,6 +262,7 @@ fn describe_flags(flags: u32) -> String {
 
 /// How the kernel's load addresses were determined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KernelFormat {
     /// From the Multiboot header's address fields.
     AoutKludge,
@@ -283,6 +284,7 @@ impl std::fmt::Display for KernelFormat {
 
 /// A range of the file loaded at a physical address, followed by zeroed memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Segment {
     /// Offset of the first byte in the file.
     pub file_offset: u64,
@@ -303,6 +305,7 @@ impl Segment {
 
 /// The Multiboot header as found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Header {
     /// File offset of the magic.
     pub offset: usize,
@@ -312,6 +315,7 @@ pub struct Header {
 
 /// Where a kernel's bytes go and where it starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LoadPlan {
     /// The Multiboot header.
     pub header: Header,
@@ -363,11 +367,18 @@ const SCAN_CHUNK: usize = 1 << 20;
 
 impl LoadPlan {
     /// Plans how to load `kernel`.
+    ///
+    /// # Errors
+    /// A [`KernelError`] saying why the kernel cannot be loaded.
     pub fn new(kernel: &[u8]) -> Result<LoadPlan, KernelError> {
         Self::from_source(&mut &*kernel)
     }
 
     /// Plans how to load the kernel `source` gives access to, reading only what planning needs.
+    ///
+    /// # Errors
+    /// A [`KernelError`] saying why the kernel cannot be loaded (also when `source` cannot read a
+    /// part planning needs).
     pub fn from_source(source: &mut dyn KernelBytes) -> Result<LoadPlan, KernelError> {
         let (prefix, header) = locate_header(source)?;
         let unsupported = header.flags & REQUIRED_FLAGS_MASK & !SUPPORTED_REQUIRED_FLAGS;
@@ -419,6 +430,9 @@ impl LoadPlan {
 /// Finds the first valid Multiboot header: magic at a 4-byte-aligned offset, the header wholly
 /// within the file and the first 8192 bytes, and a correct checksum. When there is none, the
 /// error describes the most telling near miss.
+///
+/// # Errors
+/// A [`KernelError`] describing the most telling near miss, or [`KernelError::NoHeader`].
 pub fn find_header(kernel: &[u8]) -> Result<Header, KernelError> {
     locate_header(&mut &*kernel).map(|(_, header)| header)
 }

@@ -31,6 +31,9 @@ pub const OWNER_NAME: &str = "root";
 pub const GZIP_LEVEL: u32 = 9;
 
 /// Checks that a disk size is acceptable to GCE (a whole, non-zero number of GiB).
+///
+/// # Errors
+/// [`Error::GceSizeNotWholeGib`].
 pub fn check_disk_size(size: u64) -> Result<(), Error> {
     if size == 0 || !size.is_multiple_of(GIB) {
         return Err(Error::GceSizeNotWholeGib { size });
@@ -148,7 +151,7 @@ impl super::pgzip::Source for TarStream<'_> {
             if offset < data_end {
                 let within = offset - data_start;
                 let n = (data_end - offset).min(buf.len() as u64) as usize;
-                self.image.read_at(extent.offset + within, &mut buf[..n]);
+                self.image.read_inside(extent.offset + within, &mut buf[..n]);
                 buf = &mut buf[n..];
                 offset += n as u64;
             }
@@ -164,6 +167,9 @@ impl Image {
     /// which need not be seekable. Compression runs on all available cores; the bytes do not
     /// depend on how many there are. Refuses, before writing anything, a disk size that is not a
     /// whole number of GiB. Returns the number of compressed bytes written.
+    ///
+    /// # Errors
+    /// [`Error::GceSizeNotWholeGib`] before anything is written; [`Error::Write`] when `out` fails.
     pub fn write_gce<W: Write>(&self, out: W) -> Result<u64, Error> {
         check_disk_size(self.disk_size())?;
         let stream = TarStream::new(self)?;

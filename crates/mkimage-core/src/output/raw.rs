@@ -43,6 +43,9 @@ impl Image {
     /// nothing is written (a new file, a fresh zero-filled buffer); use [`Image::write_raw`]
     /// otherwise. Offsets are relative to the position of `out` on entry. Returns the number of
     /// data bytes written.
+    ///
+    /// # Errors
+    /// [`Error::Write`] when the destination fails.
     pub fn write_raw_sparse<W: Write + Seek>(&self, mut out: W) -> Result<u64, Error> {
         let base = out.stream_position().map_err(Error::write)?;
         self.for_each_chunk(|offset, data| {
@@ -63,6 +66,9 @@ impl Image {
     /// Writes the image into `file`, replacing its contents: truncates it, sets its length to the
     /// disk size (so the zero ranges are holes that take no space) and writes the data extents.
     /// Returns the number of data bytes written.
+    ///
+    /// # Errors
+    /// [`Error::Write`] when the file cannot be resized or written.
     pub fn write_raw_file(&self, file: &mut File) -> Result<u64, Error> {
         file.set_len(0).map_err(Error::write)?;
         file.set_len(self.disk_size()).map_err(Error::write)?;

@@ -117,13 +117,13 @@ pub mod gpt {
     }
 
     /// Type GUID of an EFI system partition.
-    pub const TYPE_EFI_SYSTEM: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+    pub const TYPE_EFI_SYSTEM: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
     /// Type GUID of a BIOS boot partition.
-    pub const TYPE_BIOS_BOOT: &str = "21686148-6449-6E6F-744E-656564454649";
+    pub const TYPE_BIOS_BOOT: &str = "21686148-6449-6e6f-744e-656564454649";
     /// Type GUID of a Microsoft basic data partition.
-    pub const TYPE_BASIC_DATA: &str = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7";
+    pub const TYPE_BASIC_DATA: &str = "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7";
     /// Type GUID of a Linux filesystem partition.
-    pub const TYPE_LINUX_FILESYSTEM: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+    pub const TYPE_LINUX_FILESYSTEM: &str = "0fc63daf-8483-4772-8e79-3d69d8477de4";
 
     /// Attribute bit 0, "required partition": the BIOS boot partition must not be removed or
     /// reused, or the disk stops booting.
@@ -139,7 +139,8 @@ pub mod gpt {
     /// Name of the EFI system partition.
     pub const ESP_PARTITION_NAME: &str = "EFI system partition";
 
-    /// Formats a GUID stored in GPT's mixed-endian layout (`bytes` holds at least 16 bytes).
+    /// Formats a GUID stored in GPT's mixed-endian layout (`bytes` holds at least 16 bytes) the
+    /// canonical way: `8-4-4-4-12` lower-case hex, as [`crate::ident::format_guid`] does.
     pub fn format_guid(bytes: &[u8]) -> String {
         if bytes.len() < 16 {
             return String::new();
@@ -147,7 +148,7 @@ pub mod gpt {
         let d1 = Le::<u32>::at(0).get(bytes).unwrap_or(0);
         let d2 = Le::<u16>::at(4).get(bytes).unwrap_or(0);
         let d3 = Le::<u16>::at(6).get(bytes).unwrap_or(0);
-        let tail: String = bytes.iter().skip(8).take(8).map(|b| format!("{b:02X}")).collect();
-        format!("{d1:08X}-{d2:04X}-{d3:04X}-{}-{}", &tail[..4], &tail[4..])
+        let tail: String = bytes.iter().skip(8).take(8).map(|b| format!("{b:02x}")).collect();
+        format!("{d1:08x}-{d2:04x}-{d3:04x}-{}-{}", &tail[..4], &tail[4..])
     }
 }

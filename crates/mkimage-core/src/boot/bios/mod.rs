@@ -64,6 +64,10 @@ pub fn stage2_sectors() -> Vec<u8> {
 }
 
 /// The MBR code with the boot area's location and stage 2's CRC-32 patched in.
+///
+/// # Errors
+/// [`Error::Internal`] if the embedded MBR code has no patch fields where this module expects
+/// them (a stale `mbr.bin`).
 pub fn patched_mbr_code(boot_area_lba: u64) -> Result<[u8; BOOT_CODE_LEN], Error> {
     let mut code = *MBR_CODE;
     if MBR_DAP_LBA.get(&code) != Some(MBR_LBA_PLACEHOLDER)
@@ -85,6 +89,9 @@ pub fn stage2_crc() -> u32 {
 
 /// Checks that the embedded stage 2 is what this module expects (signature, record format,
 /// size).
+///
+/// # Errors
+/// [`Error::Internal`] if the embedded stage 2 does not match this module.
 pub fn check_stage2() -> Result<(), Error> {
     let signature_ok = STAGE2_CODE.get(STAGE2_SIGNATURE_AT) == Some(&STAGE2_SIGNATURE[..]);
     let fits = STAGE2_CODE.len() as u64 <= STAGE2_SECTORS * SECTOR_SIZE;

@@ -13,6 +13,7 @@ pub const MAX_TRAILING_COUNT: u64 = 1 << 20;
 
 /// What follows the last gzip member.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Trailing {
     /// Bytes of data that is not gzip after the last member (counted up to
     /// [`MAX_TRAILING_COUNT`]).

@@ -45,6 +45,7 @@ const SECTOR: u64 = crate::bytes::SECTOR_SIZE;
 
 /// The header format of a member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Format {
     /// `"ustar  \0"`: GNU tar's old-GNU format (what GCE's instructions produce).
     OldGnu,
@@ -67,6 +68,7 @@ impl Format {
 
 /// How a sparse member records its holes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Sparse {
     /// An old-GNU `'S'` header with its sparse map (what GCE accepts).
     OldGnu,
@@ -88,6 +90,7 @@ impl Sparse {
 
 /// One archive member as its headers describe it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Member {
     /// Path (from a PAX `path` record or GNU long name when there is one).
     pub name: String,
@@ -115,6 +118,7 @@ pub struct Member {
 
 /// The archive's structure.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Archive {
     /// Members in order (PAX and long-name records excluded).
     pub members: Vec<Member>,
@@ -134,6 +138,7 @@ pub struct Archive {
 
 /// The disk member found and unpacked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Disk {
     /// Its size in bytes.
     pub size: u64,
@@ -222,6 +227,11 @@ struct Pending {
 /// Reads a gzip-compressed tar stream of `compressed_len` bytes (when known, it bounds what
 /// the headers may claim), and writes the disk member's data (the member named `disk.raw`,
 /// or else the first regular file) into `disk` at its offsets, leaving holes for zeros.
+///
+/// # Errors
+/// An error of kind [`io::ErrorKind::InvalidData`], saying why, when the input is not a gzip
+/// compressed tar or a header is corrupt or claims an impossible size; I/O errors of the input or
+/// of `disk` as they come.
 pub fn unpack(input: impl Read, compressed_len: Option<u64>, disk: &mut File) -> io::Result<(Archive, Option<Disk>)> {
     let mut gz = gzip::Members::new(BufReader::new(input))?;
     let budget = compressed_len.map(|len| len.saturating_mul(MAX_DEFLATE_RATIO).saturating_add(EXPANSION_SLACK));

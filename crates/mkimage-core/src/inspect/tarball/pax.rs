@@ -9,6 +9,7 @@ use super::{MAX_SPARSE_ENTRIES, invalid};
 
 /// GNU's PAX sparse encodings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PaxSparse {
     /// Format 0.0: offset/size records in the header.
     V0_0,
