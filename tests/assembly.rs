@@ -1,5 +1,5 @@
-//! The committed machine code must be exactly what its sources assemble to: the boot stage
-//! (embedded in the library) and the fixture kernels. Needs nasm.
+//! The committed machine code must be exactly what its sources assemble to: the boot stages
+//! (embedded in the library: BIOS and UEFI) and the fixture kernels. Needs nasm.
 
 mod common;
 
@@ -23,6 +23,16 @@ const SOURCES: &[(&str, &str, &str)] = &[
         "crates/mkimage-core/src/boot/bios/stage2.asm",
         "crates/mkimage-core/src/boot/bios/",
         "crates/mkimage-core/src/boot/bios/stage2.bin",
+    ),
+    (
+        "crates/mkimage-core/src/boot/bios/nobios.asm",
+        "crates/mkimage-core/src/boot/bios/",
+        "crates/mkimage-core/src/boot/bios/nobios.bin",
+    ),
+    (
+        "crates/mkimage-core/src/boot/uefi/bootx64.asm",
+        "crates/mkimage-core/src/boot/uefi/",
+        "crates/mkimage-core/src/boot/uefi/bootx64.bin",
     ),
     ("fixtures/src/hello.asm", "fixtures/src/", "fixtures/hello.elf"),
     ("fixtures/src/multiseg32.asm", "fixtures/src/", "fixtures/multiseg32.elf"),

@@ -217,7 +217,8 @@ fn failure_trials(qemu: &Path, dir: &Path) -> Vec<Trial> {
     let hello = &FIXTURES[0];
     let image = build(hello, PartitionTable::Mbr, false);
     let layout = image.plan().layout.clone();
-    let record_offset = (layout.boot_area.start + STAGE2_SECTORS) * SECTOR_SIZE;
+    let boot_area = layout.boot_area.expect("hybrid images carry the BIOS stage");
+    let record_offset = (boot_area.start + STAGE2_SECTORS) * SECTOR_SIZE;
     // A fresh copy of the image for each damage (written again: copying a sparse gigabyte
     // file can cost seconds where writing it costs milliseconds).
     let copy = |name: &str| {
@@ -243,14 +244,14 @@ fn failure_trials(qemu: &Path, dir: &Path) -> Vec<Trial> {
     // checks stage 2's CRC-32 before running any of it.
     for (name, at) in [("stage2_padding", STAGE2_SECTORS * SECTOR_SIZE - 16), ("stage2_entry", 0)] {
         let path = copy(&format!("{name}.raw"));
-        let byte = read(&path, layout.boot_area.start * SECTOR_SIZE + at, 1)[0];
-        patch(&path, layout.boot_area.start * SECTOR_SIZE + at, &[byte ^ 0x5a]);
+        let byte = read(&path, boot_area.start * SECTOR_SIZE + at, 1)[0];
+        patch(&path, boot_area.start * SECTOR_SIZE + at, &[byte ^ 0x5a]);
         add(&format!("damaged_{name}"), path, "128M", "unikernel-mkimage: boot stage missing or damaged".into());
     }
 
     // No boot stage at all: the MBR code says so.
     let path = copy("missing.raw");
-    patch(&path, layout.boot_area.start * SECTOR_SIZE, &[0u8; 512]);
+    patch(&path, boot_area.start * SECTOR_SIZE, &[0u8; 512]);
     add("missing_boot_stage", path, "128M", "unikernel-mkimage: boot stage missing or damaged".into());
 
     // The kernel file edited in place after the build (its greeting changed).

@@ -89,21 +89,25 @@ fn fat_filesystem_passes_fsck() {
     };
     let dir = tempfile::tempdir().unwrap();
     let kernel = write_kernel(dir.path(), "test_hello.virtio", 225_000);
-    // (table, size, partition start, partition sectors, FAT type and cluster size expected)
+    // (table, firmware, size, partition start, partition sectors, FAT type and cluster size
+    // expected, files: the kernel, the info file, and for UEFI EFI, EFI/BOOT and the loader)
     let cases = [
-        ("mbr", "1G", 2048, GIB / 512 - 2048, "32 bit entries", "4096 bytes per cluster"),
-        ("gpt", "1G", 2048, GIB / 512 - 4096, "32 bit entries", "4096 bytes per cluster"),
-        ("mbr", "100M", 2048, 100 * 2048 - 2048, "32 bit entries", "512 bytes per cluster"),
-        ("mbr", "20M", 2048, 20 * 2048 - 2048, "16 bit entries", "512 bytes per cluster"),
+        ("mbr", "hybrid", "1G", 2048, GIB / 512 - 2048, "32 bit entries", "4096 bytes per cluster", 5),
+        ("gpt", "hybrid", "1G", 2048, GIB / 512 - 4096, "32 bit entries", "4096 bytes per cluster", 5),
+        ("gpt", "uefi", "1G", 2048, GIB / 512 - 4096, "32 bit entries", "4096 bytes per cluster", 5),
+        ("mbr", "bios", "1G", 2048, GIB / 512 - 2048, "32 bit entries", "4096 bytes per cluster", 2),
+        ("mbr", "hybrid", "100M", 2048, 100 * 2048 - 2048, "32 bit entries", "512 bytes per cluster", 5),
+        ("mbr", "hybrid", "20M", 2048, 20 * 2048 - 2048, "16 bit entries", "512 bytes per cluster", 5),
     ];
-    for (table, size, start, sectors, fat, cluster) in cases {
-        let image = dir.path().join(format!("{table}-{size}.raw"));
-        build(&kernel, &image, &["-q", "--partition-table", table, "--size", size]);
+    for (table, firmware, size, start, sectors, fat, cluster, files) in cases {
+        let image = dir.path().join(format!("{table}-{firmware}-{size}.raw"));
+        build(&kernel, &image, &["-q", "--partition-table", table, "--firmware", firmware, "--size", size]);
         let report = fsck_partition(&fsck, &image, start, sectors);
-        assert!(report.contains(fat), "{table} {size}:\n{report}");
-        assert!(report.contains(cluster), "{table} {size}:\n{report}");
-        assert!(report.contains(&format!("{start} hidden sectors")), "{table} {size}:\n{report}");
-        assert!(report.contains(" 2 files,"), "{table} {size}: the kernel and the info file:\n{report}");
+        let case = format!("{table} {firmware} {size}");
+        assert!(report.contains(fat), "{case}:\n{report}");
+        assert!(report.contains(cluster), "{case}:\n{report}");
+        assert!(report.contains(&format!("{start} hidden sectors")), "{case}:\n{report}");
+        assert!(report.contains(&format!(" {files} files,")), "{case}: {files} files expected:\n{report}");
     }
 }
 

@@ -21,6 +21,17 @@ fn with_header(len: usize, offset: usize, header: &[u8]) -> Vec<u8> {
     f
 }
 
+/// A valid kludge header (the file loaded at 1 MiB from offset 0) requiring a video mode: mode
+/// type, width and height, 32 bits per pixel for graphics.
+fn video_header(mode_type: u32, width: u32, height: u32) -> Vec<u8> {
+    let mut h = multiboot_header(KLUDGE | 0x4, Some([ONE_MIB, ONE_MIB, 0, 0, ONE_MIB + 0x40]));
+    let depth = if mode_type == 0 { 32 } else { 0 };
+    for field in [mode_type, width, height, depth] {
+        h.extend_from_slice(&field.to_le_bytes());
+    }
+    h
+}
+
 /// A kludge kernel: header at offset 0 loading at `load`, with the given other fields.
 fn kludge(len: usize, fields: [u32; 5]) -> Vec<u8> {
     with_header(len, 0, &multiboot_header(KLUDGE, Some(fields)))
@@ -114,9 +125,22 @@ fn corpus() -> Vec<Case> {
             "undefined required flags",
         ),
         case(
-            "video mode required",
-            with_header(0x1000, 0, &multiboot_header(KLUDGE | 0x4, Some([0; 5]))),
-            "video mode information",
+            "graphics mode required from a BIOS-capable image",
+            with_header(0x1000, 0, &video_header(0, 1024, 768)),
+            "requires a graphics mode (1024 x 768 pixels, 32 bits per pixel) (Multiboot header flag 2), but only \
+             the UEFI loader can set a graphics mode, and this image also carries the BIOS stage, which cannot \
+             (build it with --firmware uefi)",
+        ),
+        case(
+            "text mode required",
+            with_header(0x1000, 0, &video_header(1, 80, 25)),
+            "requires EGA text mode (80 x 25 characters) (Multiboot header flag 2), but UEFI firmware has no text \
+             mode to give it",
+        ),
+        case(
+            "undefined video mode type",
+            with_header(0x1000, 0, &video_header(7, 0, 0)),
+            "requires video mode type 7 (Multiboot header flag 2), but that mode type is undefined",
         ),
         case(
             "header cut off by end of file",

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
+use serde_json::Value;
 
 /// The version of the embedded BIOS boot stage.
 fn stage() -> u16 {
@@ -156,14 +157,27 @@ fn inspect_describes_our_images() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let kernel = fixture("multiseg32.elf");
-    for (name, extra) in
-        [("mbr.raw", &["--size", "256M"][..]), ("gpt.raw", &["--partition-table", "gpt"]), ("x.tar.gz", &[])]
-    {
+    for (name, extra) in [
+        ("mbr.raw", &["--size", "256M"][..]),
+        ("gpt.raw", &["--partition-table", "gpt"]),
+        ("x.tar.gz", &[]),
+        ("uefi.tar.gz", &["--partition-table", "gpt", "--firmware", "uefi"]),
+        ("bios.raw", &["--firmware", "bios"]),
+    ] {
         let image = d.join(name);
         run_ok(mkimage().args(["build", "-q"]).arg(&kernel).arg("-o").arg(&image).args(extra).args(["--", "a", "b"]));
         let (code, r) = inspect_json(&image);
         assert_eq!(code, Some(0), "{name}: {r:#}");
-        assert_eq!(r["schema_version"], 2);
+        assert_eq!(r["schema_version"], 3);
+        let (bios, uefi) = match name {
+            "uefi.tar.gz" => (false, true),
+            "bios.raw" => (true, false),
+            _ => (true, true),
+        };
+        let firmware: Vec<&str> = [(bios, "bios"), (uefi, "uefi")].iter().filter(|f| f.0).map(|f| f.1).collect();
+        assert_eq!(r["firmware"], serde_json::json!(firmware), "{name}");
+        let loader_version = mkimage_core::boot::uefi::loader_version();
+        assert_eq!(r["boot_loader"]["uefi_loader_version"], if uefi { loader_version.into() } else { Value::Null });
         // Partitions are counted from 1 everywhere, as partitioning tools show them.
         let fs_partition = &r["filesystem"]["partition"];
         assert_eq!(&r["boot_loader"]["record"]["boot_partition"], fs_partition, "{name}");
@@ -175,7 +189,7 @@ fn inspect_describes_our_images() {
         assert_eq!(r["kernel"]["multiboot"]["segments"].as_array().unwrap().len(), 3);
         assert_eq!(r["cmdline"], "multiseg32.elf a b");
         assert_eq!(r["boot_loader"]["kind"], "unikernel-mkimage");
-        assert_eq!(r["boot_loader"]["stage_version"], stage());
+        assert_eq!(r["boot_loader"]["stage_version"], if bios { stage().into() } else { Value::Null });
         assert!(r["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true), "{r:#}");
         let sha = mkimage_core::ident::sha256(&std::fs::read(&kernel).unwrap());
         let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
@@ -201,12 +215,13 @@ fn inspect_describes_our_images() {
                 assert_eq!(r["partitions"][1]["type_name"], "EFI system");
                 assert_eq!(r["gce_ready"], false, "a raw image is not an import tarball");
             }
-            "x.tar.gz" => {
+            "x.tar.gz" | "uefi.tar.gz" => {
                 assert_eq!(r["container"], "gce-tarball");
                 assert_eq!(r["tarball"]["members"][0]["name"], "disk.raw");
                 assert_eq!(r["tarball"]["members"][0]["format"], "old-GNU");
                 assert_eq!(r["gce_ready"], true);
             }
+            "uefi.raw" | "bios.raw" => {}
             _ => {
                 assert_eq!(r["disk_size"], 256u64 << 20);
                 // MBR partitions have neither name nor GUID.
@@ -450,7 +465,11 @@ fn completions_manpage_version_and_help() {
     assert!(man.starts_with(".ie") || man.contains(".TH"), "{man}");
     assert!(man.contains("unikernel-mkimage"));
     let version = stdout(&run_ok(mkimage().arg("--version")));
-    assert_eq!(version.trim(), format!("unikernel-mkimage {} (boot stage {})", env!("CARGO_PKG_VERSION"), stage()));
+    let uefi = mkimage_core::boot::uefi::loader_version();
+    assert_eq!(
+        version.trim(),
+        format!("unikernel-mkimage {} (boot stage {}, UEFI loader {uefi})", env!("CARGO_PKG_VERSION"), stage())
+    );
     for sub in ["build", "inspect", "run", "completions", "manpage"] {
         let help = stdout(&run_ok(mkimage().args([sub, "--help"])));
         assert!(help.contains("Example"), "{sub} --help has no examples:\n{help}");

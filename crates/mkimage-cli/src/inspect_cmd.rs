@@ -6,13 +6,14 @@ use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use mkimage_core::Firmware;
 use mkimage_core::inspect::{self, Report};
 use mkimage_core::size::format_size;
 use serde_json::{Value, json};
 use unikernel_mkimage::printable as p;
 
 /// Version of the JSON schema.
-pub(crate) const JSON_SCHEMA_VERSION: u32 = 2;
+pub(crate) const JSON_SCHEMA_VERSION: u32 = 3;
 /// Exit status when a check fails.
 const EXIT_CHECK_FAILED: u8 = 1;
 /// Exit status when the input is not an image.
@@ -146,15 +147,22 @@ fn to_text(path: &std::path::Path, r: &Report) -> String {
             let _ = writeln!(s, "filesystem: none found");
         }
     }
-    let loader = match (r.boot_loader.stage_version(), r.boot_loader.record(), r.boot_loader.kind()) {
-        (Some(stage), Some(Ok(_)), _) => format!("unikernel-mkimage, boot stage {stage}"),
-        (Some(stage), Some(Err(e)), _) => {
-            format!("unikernel-mkimage, boot stage {stage} (boot record unusable: {})", p(e))
-        }
-        (_, _, "syslinux") => "SYSLINUX (no unikernel-mkimage boot record)".into(),
-        (_, _, kind) => kind.into(),
+    let stages: Vec<String> = [
+        r.boot_loader.stage_version().map(|v| format!("boot stage {v}")),
+        r.boot_loader.uefi_loader_version().map(|v| format!("UEFI loader {v}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let loader = match (r.boot_loader.record(), r.boot_loader.kind()) {
+        (Some(Ok(_)), _) => format!("unikernel-mkimage, {}", stages.join(", ")),
+        (Some(Err(e)), _) => format!("unikernel-mkimage, {} (boot record unusable: {})", stages.join(", "), p(e)),
+        (_, "syslinux") => "SYSLINUX (no unikernel-mkimage boot record)".into(),
+        (_, kind) => kind.into(),
     };
     let _ = writeln!(s, "boot loader: {loader}");
+    let firmware: Vec<&str> = r.firmware.iter().map(|f| firmware_text(*f)).collect();
+    let _ = writeln!(s, "firmware: {}", if firmware.is_empty() { "none".into() } else { firmware.join(", ") });
     match &r.kernel {
         Some(k) => {
             let _ = writeln!(s, "kernel: {}, {} bytes, sha256 {}", p(&k.name), k.size, k.sha256);
@@ -190,6 +198,15 @@ fn to_text(path: &std::path::Path, r: &Report) -> String {
     }
     let _ = writeln!(s, "GCE ready: {}", if r.gce_ready() { "yes" } else { "no" });
     s
+}
+
+/// A firmware as the text report names it.
+fn firmware_text(firmware: Firmware) -> &'static str {
+    match firmware {
+        Firmware::Bios => "BIOS",
+        Firmware::Uefi => "UEFI",
+        _ => "BIOS and UEFI",
+    }
 }
 
 fn to_json(path: &std::path::Path, r: &Report) -> Value {
@@ -230,6 +247,7 @@ fn to_json(path: &std::path::Path, r: &Report) -> Value {
     let boot_loader = json!({
         "kind": r.boot_loader.kind(),
         "stage_version": r.boot_loader.stage_version(),
+        "uefi_loader_version": r.boot_loader.uefi_loader_version(),
         "record": record.and_then(|rec| rec.as_ref().ok()).map(|rec| json!({
             "runs": rec.runs.iter().map(|run| json!({
                 "lba": run.lba, "dest": run.dest, "skip": run.skip, "length": run.len, "sectors": run.sectors,
@@ -239,6 +257,12 @@ fn to_json(path: &std::path::Path, r: &Report) -> Value {
             "loader_name": rec.loader_name,
             "boot_partition": u32::from(rec.boot_partition) + 1,
             "quiet": rec.flags & mkimage_core::boot::record::FLAG_QUIET != 0,
+            "video": (rec.flags & mkimage_core::boot::record::FLAG_VIDEO != 0).then(|| json!({
+                "mode_type": rec.video.mode_type,
+                "width": rec.video.width,
+                "height": rec.video.height,
+                "depth": rec.video.depth,
+            })),
         })),
         "record_error": record.and_then(|rec| rec.as_ref().err()),
     });
@@ -280,6 +304,7 @@ fn to_json(path: &std::path::Path, r: &Report) -> Value {
         })).collect::<Vec<_>>(),
         "filesystem": filesystem,
         "boot_loader": boot_loader,
+        "firmware": r.firmware.iter().map(|f| f.name()).collect::<Vec<_>>(),
         "kernel": kernel,
         "cmdline": r.cmdline,
         "checks": r.checks.iter().map(|c| json!({"name": c.name.as_str(), "ok": c.ok, "detail": c.detail})).collect::<Vec<_>>(),

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use mkimage_core::size::{format_size, parse_size};
-use mkimage_core::{ImageBuilder, Kernel, PartitionTable, Timestamp};
+use mkimage_core::{Firmware, ImageBuilder, Kernel, PartitionTable, Timestamp};
 use unikernel_mkimage::{Failure, Format, OnSignal, handle_signals, infer_format, output};
 
 #[derive(Parser, Debug)]
@@ -120,8 +120,29 @@ enum FormatArg {
 enum Table {
     /// Classic MBR with one bootable FAT partition.
     Mbr,
-    /// GUID partition table with a BIOS boot partition and an EFI system partition.
+    /// GUID partition table with an EFI system partition (and a BIOS boot partition for the
+    /// BIOS stage).
     Gpt,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FirmwareArg {
+    /// Legacy BIOS only: the MBR code and the boot stage.
+    Bios,
+    /// UEFI only: \EFI\BOOT\BOOTX64.EFI (needed for kernels that require a graphics mode).
+    Uefi,
+    /// Both, from the same bytes: boots under SeaBIOS and under OVMF alike.
+    Hybrid,
+}
+
+impl From<FirmwareArg> for Firmware {
+    fn from(arg: FirmwareArg) -> Firmware {
+        match arg {
+            FirmwareArg::Bios => Firmware::Bios,
+            FirmwareArg::Uefi => Firmware::Uefi,
+            FirmwareArg::Hybrid => Firmware::Hybrid,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -137,6 +158,9 @@ struct BuildArgs {
     /// Partition table.
     #[arg(long, value_enum, default_value_t = Table::Mbr)]
     partition_table: Table,
+    /// The firmware the image boots from.
+    #[arg(long, value_enum, default_value_t = FirmwareArg::Hybrid)]
+    firmware: FirmwareArg,
     /// Disk size: bytes, or with a binary unit and maybe a fraction (512M, 1.5G, 2GiB). GCE
     /// needs whole GiB.
     #[arg(long, default_value = "1G", value_name = "SIZE")]
@@ -165,12 +189,13 @@ struct BuildArgs {
     args: Vec<String>,
 }
 
-/// The clap command with the version line, which names the boot stage too.
+/// The clap command with the version line, which names the boot stages too.
 fn command() -> clap::Command {
     Cli::command().version(format!(
-        "{} (boot stage {})",
+        "{} (boot stage {}, UEFI loader {})",
         env!("CARGO_PKG_VERSION"),
-        mkimage_core::boot::bios::stage_version()
+        mkimage_core::boot::bios::stage_version(),
+        mkimage_core::boot::uefi::loader_version()
     ))
 }
 
@@ -291,6 +316,7 @@ fn build(args: BuildArgs) -> Result<(), Stop> {
             Table::Mbr => PartitionTable::Mbr,
             Table::Gpt => PartitionTable::Gpt,
         })
+        .firmware(args.firmware.into())
         .disk_size(disk_size)
         .timestamp(timestamp)
         .quiet_boot(args.quiet_boot);
@@ -308,13 +334,14 @@ fn build(args: BuildArgs) -> Result<(), Stop> {
     if !args.quiet {
         let shown = if dest.is_stdout() { "standard output".into() } else { args.output.display().to_string() };
         say(&format!(
-            "unikernel-mkimage: wrote {} ({}, {} disk, {} bytes written) in {:.3} s\n",
+            "unikernel-mkimage: wrote {} ({}, {} disk, {}, {} bytes written) in {:.3} s\n",
             unikernel_mkimage::printable(&shown),
             match format {
                 Format::Raw => "raw",
                 Format::Gce => "gce",
             },
             format_size(image.disk_size()),
+            firmware_words(image.plan().layout.firmware),
             written,
             started.elapsed().as_secs_f64()
         ));
@@ -322,10 +349,20 @@ fn build(args: BuildArgs) -> Result<(), Stop> {
     Ok(())
 }
 
+/// How the summary line names the firmware an image boots from.
+fn firmware_words(firmware: Firmware) -> &'static str {
+    match firmware {
+        Firmware::Bios => "BIOS",
+        Firmware::Uefi => "UEFI",
+        _ => "BIOS and UEFI",
+    }
+}
+
 /// A library error as one line, with a hint naming the option that avoids it where there is one.
 fn failure(err: &mkimage_core::Error) -> Failure {
     use mkimage_core::Error;
     let hint = match err {
+        Error::UnsupportedVideoMode { uefi_only_would_work: true, .. } => " (build it with --firmware uefi)".into(),
         Error::GceSizeNotWholeGib { size } => format!(" (try --size {}G)", size.div_ceil(mkimage_core::size::GIB)),
         Error::KernelNameNotUtf8 { .. } => " (give the kernel a name with --name)".into(),
         _ => String::new(),
@@ -350,11 +387,12 @@ mod tests {
     }
 
     #[test]
-    fn version_names_the_boot_stage() {
+    fn version_names_the_boot_stages() {
         let version = command().render_version();
         assert!(
             version.contains(env!("CARGO_PKG_VERSION"))
-                && version.contains(&format!("boot stage {}", mkimage_core::boot::bios::stage_version())),
+                && version.contains(&format!("boot stage {}", mkimage_core::boot::bios::stage_version()))
+                && version.contains(&format!("UEFI loader {}", mkimage_core::boot::uefi::loader_version())),
             "{version}"
         );
     }

@@ -26,17 +26,26 @@ pub(crate) fn describe(plan: &Plan) -> String {
         }
         Some(gpt) => {
             let _ = writeln!(s, "  GPT disk GUID: {}", format_guid(&plan.ids.gpt_disk));
-            let _ = writeln!(
-                s,
-                "  BIOS boot partition: LBA {}-{}, GUID {}",
-                gpt.bios_boot.start,
-                gpt.bios_boot.end() - 1,
-                format_guid(&plan.ids.gpt_bios_boot)
-            );
+            if let Some(bios_boot) = gpt.bios_boot {
+                let _ = writeln!(
+                    s,
+                    "  BIOS boot partition: LBA {}-{}, GUID {}",
+                    bios_boot.start,
+                    bios_boot.end() - 1,
+                    format_guid(&plan.ids.gpt_bios_boot)
+                );
+            }
         }
     }
-    let _ =
-        writeln!(s, "  boot area: LBA {}-{} (stage 2, then the boot record)", l.boot_area.start, l.boot_area.end() - 1);
+    let _ = writeln!(s, "  firmware: {}", l.firmware);
+    match l.boot_area {
+        Some(area) => {
+            let _ = writeln!(s, "  boot area: LBA {}-{} (stage 2, then the boot record)", area.start, area.end() - 1);
+        }
+        None => {
+            let _ = writeln!(s, "  boot area: none (the MBR code says the disk boots only from UEFI firmware)");
+        }
+    }
     let _ = writeln!(
         s,
         "  FAT partition {}: LBA {}-{} ({})",
@@ -54,7 +63,7 @@ pub(crate) fn describe(plan: &Plan) -> String {
         g.first_data_sector(),
         plan.ids.fat_volume_id
     );
-    for file in [&l.kernel, &l.info] {
+    for file in [Some(&l.kernel), Some(&l.info), l.loader.as_ref()].into_iter().flatten() {
         let _ = writeln!(
             s,
             "  file {}: {} bytes, clusters {}-{}, LBA {}-{}",

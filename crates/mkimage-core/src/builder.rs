@@ -2,6 +2,7 @@
 //! image ([`ImageBuilder::plan`], pure) and assembles it ([`ImageBuilder::build`]).
 
 use crate::Error;
+use crate::boot::Firmware;
 use crate::image::Image;
 use crate::kernel::Kernel;
 use crate::layout::{DEFAULT_DISK_SIZE, PartitionTable};
@@ -33,13 +34,15 @@ pub struct ImageBuilder {
 }
 
 impl ImageBuilder {
-    /// Starts a build of `kernel` with the defaults: MBR, 1 GiB, the kernel's own name, no
-    /// arguments, the default timestamp and identifiers derived from the content.
+    /// Starts a build of `kernel` with the defaults: MBR, both firmwares (BIOS and UEFI), 1 GiB,
+    /// the kernel's own name, no arguments, the default timestamp and identifiers derived from
+    /// the content.
     pub fn new(kernel: Kernel) -> Self {
         let options = Options {
             name: None,
             args: Vec::new(),
             table: PartitionTable::default(),
+            firmware: Firmware::default(),
             disk_size: DEFAULT_DISK_SIZE,
             timestamp: Timestamp::default(),
             seed: None,
@@ -68,6 +71,13 @@ impl ImageBuilder {
     /// Partitioning scheme (default MBR).
     pub fn partition_table(mut self, table: PartitionTable) -> Self {
         self.options.table = table;
+        self
+    }
+
+    /// The firmware the image boots from (default [`Firmware::Hybrid`], both): which boot
+    /// stages it carries. A kernel that requires a graphics mode needs [`Firmware::Uefi`].
+    pub fn firmware(mut self, firmware: Firmware) -> Self {
+        self.options.firmware = firmware;
         self
     }
 

@@ -76,6 +76,19 @@ pub enum Error {
         #[source]
         source: crate::multiboot::KernelError,
     },
+    /// The kernel requires a video mode (Multiboot header flag 2) that the image's boot stages
+    /// cannot set.
+    #[error("kernel {kernel} requires {request} (Multiboot header flag 2), but {reason}")]
+    UnsupportedVideoMode {
+        /// The kernel (its path when read from a file).
+        kernel: String,
+        /// The mode it requires, in words.
+        request: String,
+        /// Why it cannot be set.
+        reason: &'static str,
+        /// Whether a UEFI-only image ([`crate::Firmware::Uefi`]) could set it.
+        uefi_only_would_work: bool,
+    },
     /// The boot record would not fit in its reserved sectors.
     #[error("the boot record needs {len} bytes; at most {max} fit")]
     BootRecordTooLarge {

@@ -3,16 +3,16 @@
 //!
 //! Derivation: a 32-byte *identity* is SHA-256 over a domain-separation tag followed by
 //! length-prefixed fields. Without a seed the fields are the SHA-256 of the kernel bytes, the
-//! kernel's command line, the partition-table kind and the disk size; with a seed they are the
-//! seed alone, so a caller can keep a disk's identifiers stable across kernel versions (or give
-//! two images of one kernel different ones). Each identifier is then SHA-256(identity ‖ label)
+//! kernel's command line, the partition-table kind, the firmware choice and the disk size; with
+//! a seed they are the seed alone, so a caller can keep a disk's identifiers stable across
+//! kernel versions (or give two images of one kernel different ones). Each identifier is then SHA-256(identity ‖ label)
 //! truncated to its width, with a distinct label per identifier. GUIDs are laid out as RFC 9562
 //! version 8 ("custom") UUIDs: version nibble 8, variant bits `10`.
 
 use sha2::{Digest, Sha256};
 
 /// Domain-separation tag of identity derivation; bump it if the derivation ever changes.
-const IDENTITY_TAG: &[u8] = b"unikernel-mkimage identity v1";
+const IDENTITY_TAG: &[u8] = b"unikernel-mkimage identity v2";
 /// Label of the MBR disk signature.
 const LABEL_MBR_SIGNATURE: &str = "mbr disk signature";
 /// Label of the FAT volume id.
@@ -50,10 +50,12 @@ pub struct Identifiers {
 
 impl Identity {
     /// Derives the identity of an image from its content (no seed given).
-    pub fn from_content(kernel_sha256: &[u8; 32], cmdline: &str, table: &str, disk_size: u64) -> Self {
+    pub fn from_content(kernel_sha256: &[u8; 32], cmdline: &str, table: &str, firmware: &str, disk_size: u64) -> Self {
         let mut hasher = Sha256::new();
         hasher.update(IDENTITY_TAG);
-        for field in [&b"content"[..], kernel_sha256, cmdline.as_bytes(), table.as_bytes(), &disk_size.to_le_bytes()] {
+        let size = disk_size.to_le_bytes();
+        for field in [&b"content"[..], kernel_sha256, cmdline.as_bytes(), table.as_bytes(), firmware.as_bytes(), &size]
+        {
             hasher.update((field.len() as u64).to_le_bytes());
             hasher.update(field);
         }
@@ -122,7 +124,7 @@ mod tests {
     use super::*;
 
     fn content(kernel: &[u8], cmdline: &str, table: &str, size: u64) -> Identity {
-        Identity::from_content(&sha256(kernel), cmdline, table, size)
+        Identity::from_content(&sha256(kernel), cmdline, table, "hybrid", size)
     }
 
     #[test]
@@ -140,6 +142,7 @@ mod tests {
         assert_ne!(base, content(b"kernel", "k a  b", "mbr", 1 << 30));
         assert_ne!(base, content(b"kernel", "k a b", "gpt", 1 << 30));
         assert_ne!(base, content(b"kernel", "k a b", "mbr", 2 << 30));
+        assert_ne!(base, Identity::from_content(&sha256(b"kernel"), "k a b", "mbr", "bios", 1 << 30));
         assert_ne!(base, Identity::from_seed(b"kernel"));
     }
 

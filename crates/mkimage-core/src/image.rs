@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::Error;
-use crate::boot::bios;
+use crate::boot::{bios, uefi};
 use crate::bytes::SECTOR_SIZE;
 use crate::plan::Plan;
 use crate::sparse::SparseDisk;
@@ -44,22 +44,24 @@ impl Image {
     pub(crate) fn assemble(plan: Plan, kernel: &Arc<Vec<u8>>) -> Result<Image, Error> {
         let layout = &plan.layout;
         let mut disk = SparseDisk::new(layout.disk_size);
-        bios::check_stage2()?;
-        let boot_code = bios::patched_mbr_code(layout.boot_area.start)?;
+        let boot_code = match layout.boot_area {
+            Some(area) => {
+                bios::check_stage2()?;
+                bios::patched_mbr_code(area.start)?
+            }
+            None => *bios::NO_BIOS_CODE,
+        };
         crate::partition::write::write_partition_table(&mut disk, layout, &plan.ids, &boot_code)?;
         let record = plan.boot_record.encode()?;
-        let boot_area = layout.boot_area.byte_offset();
-        let internal = |e: std::io::Error| Error::Internal(format!("writing the boot stage: {e}"));
-        disk.write_at(boot_area, &bios::stage2_sectors()).map_err(internal)?;
-        disk.write_at(boot_area + bios::STAGE2_SECTORS * SECTOR_SIZE, &record).map_err(internal)?;
-        crate::fat::write::write_fat(
-            &mut disk,
-            layout,
-            kernel,
-            plan.info_text.as_bytes(),
-            plan.ids.fat_volume_id,
-            plan.timestamp,
-        )?;
+        if let Some(area) = layout.boot_area {
+            let internal = |e: std::io::Error| Error::Internal(format!("writing the boot stage: {e}"));
+            disk.write_at(area.byte_offset(), &bios::stage2_sectors()).map_err(internal)?;
+            disk.write_at(area.byte_offset() + bios::STAGE2_SECTORS * SECTOR_SIZE, &record).map_err(internal)?;
+        }
+        let loader = layout.loader.as_ref().map(|_| uefi::loader_file(&record)).transpose()?;
+        let mut others = vec![plan.info_text.as_bytes()];
+        others.extend(loader.as_deref());
+        crate::fat::write::write_fat(&mut disk, layout, kernel, &others, plan.ids.fat_volume_id, plan.timestamp)?;
         let extents = disk.data_extents().into_iter().map(|(offset, len)| DataExtent { offset, len }).collect();
         Ok(Image { plan, disk, extents })
     }

@@ -11,8 +11,13 @@
 //!                                     (to a 1 MiB boundary)
 //!                                     last 33      backup entries and backup header
 //! ```
+//!
+//! The BIOS stage (the boot area, and on GPT the BIOS boot partition) is there when the
+//! [`Firmware`] includes BIOS; the UEFI loader, `EFI/BOOT/BOOTX64.EFI` on the FAT filesystem,
+//! when it includes UEFI. The FAT partition starts at LBA 2048 either way.
 
 use crate::Error;
+use crate::boot::{Firmware, uefi};
 use crate::bytes::SECTOR_SIZE;
 use crate::fat::plan::{FatGeometry, FatPlan, PlannedFile};
 use crate::size::{GIB, MIB, TIB};
@@ -107,8 +112,8 @@ pub struct GptLayout {
     pub first_usable: u64,
     /// Last LBA a partition may use.
     pub last_usable: u64,
-    /// The BIOS boot partition (holds the boot stage).
-    pub bios_boot: SectorRange,
+    /// The BIOS boot partition (holds the boot stage), when the image carries the BIOS stage.
+    pub bios_boot: Option<SectorRange>,
 }
 
 /// A file on the FAT filesystem, placed on the disk.
@@ -127,7 +132,7 @@ pub struct FileLocation {
 pub enum TableLayout {
     /// An MBR: LBA 0 alone.
     Mbr,
-    /// A GPT, with its headers, entry arrays and BIOS boot partition.
+    /// A GPT, with its headers, entry arrays and (for the BIOS stage) BIOS boot partition.
     Gpt(GptLayout),
 }
 
@@ -157,8 +162,10 @@ pub struct Layout {
     pub table: TableLayout,
     /// Disk size in bytes (a multiple of 512).
     pub disk_size: u64,
-    /// Where the boot stage (stage 2 and boot record) goes.
-    pub boot_area: SectorRange,
+    /// The boot stages the image carries.
+    pub firmware: Firmware,
+    /// Where the BIOS boot stage (stage 2 and boot record) goes, when the image carries it.
+    pub boot_area: Option<SectorRange>,
     /// The partition holding the FAT filesystem.
     pub fat_partition: SectorRange,
     /// The FAT filesystem's geometry and files.
@@ -167,6 +174,8 @@ pub struct Layout {
     pub kernel: FileLocation,
     /// The build-information text file (the second file).
     pub info: FileLocation,
+    /// The UEFI loader, [`uefi::LOADER_PATH`] (the third file), when the image carries it.
+    pub loader: Option<FileLocation>,
 }
 
 /// What the layout planner needs to know.
@@ -174,6 +183,8 @@ pub struct Layout {
 pub struct LayoutRequest<'a> {
     /// Partitioning scheme.
     pub table: PartitionTable,
+    /// The boot stages to carry.
+    pub firmware: Firmware,
     /// Disk size in bytes.
     pub disk_size: u64,
     /// Kernel file name on the FAT filesystem.
@@ -219,7 +230,7 @@ impl Layout {
     /// the largest disk cannot).
     pub fn minimum_disk_size(req: &LayoutRequest<'_>) -> u64 {
         // Lower bound: the content itself plus the 1 MiB before the partition.
-        let content_mib = (req.kernel_size.saturating_add(req.info_size)) / MIB + 2;
+        let content_mib = (req.kernel_size.saturating_add(req.info_size).saturating_add(uefi::loader_size())) / MIB + 2;
         let mut mib = content_mib;
         while mib * MIB <= MAX_DISK_SIZE {
             if Self::try_plan(&LayoutRequest { disk_size: mib * MIB, ..*req }).is_some() {
@@ -233,17 +244,20 @@ impl Layout {
 
     fn try_plan(req: &LayoutRequest<'_>) -> Option<Layout> {
         let total = req.disk_size / SECTOR_SIZE;
+        let bios = req.firmware.bios();
         let (fat_partition, boot_area, table) = match req.table {
             PartitionTable::Mbr => {
                 let part = SectorRange { start: FAT_PARTITION_LBA, count: total.checked_sub(FAT_PARTITION_LBA)? };
-                let boot = SectorRange { start: MBR_BOOT_AREA_LBA, count: BOOT_AREA_SECTORS };
+                let boot = bios.then_some(SectorRange { start: MBR_BOOT_AREA_LBA, count: BOOT_AREA_SECTORS });
                 (part, boot, TableLayout::Mbr)
             }
             PartitionTable::Gpt => {
                 let backup_entries_start = total.checked_sub(GPT_BACKUP_SECTORS)?;
                 let last_usable = backup_entries_start.checked_sub(1)?;
-                let bios_boot =
-                    SectorRange { start: BIOS_BOOT_PARTITION_LBA, count: FAT_PARTITION_LBA - BIOS_BOOT_PARTITION_LBA };
+                let bios_boot = bios.then_some(SectorRange {
+                    start: BIOS_BOOT_PARTITION_LBA,
+                    count: FAT_PARTITION_LBA - BIOS_BOOT_PARTITION_LBA,
+                });
                 // End the ESP on a 1 MiB boundary too (partitioning tools flag unaligned ends);
                 // the at most 1 MiB left before the backup GPT stays unallocated.
                 let esp_end = (last_usable + 1) / FAT_PARTITION_LBA * FAT_PARTITION_LBA;
@@ -257,13 +271,17 @@ impl Layout {
                     last_usable,
                     bios_boot,
                 };
-                let boot = SectorRange { start: bios_boot.start, count: BOOT_AREA_SECTORS };
+                let boot = bios_boot.map(|b| SectorRange { start: b.start, count: BOOT_AREA_SECTORS });
                 (esp, boot, TableLayout::Gpt(gpt))
             }
         };
         let fat_sectors = u32::try_from(fat_partition.count).ok()?;
         let geometry = FatGeometry::choose(fat_sectors)?;
-        let fat = FatPlan::place(geometry, &[(req.kernel_name, req.kernel_size), (req.info_name, req.info_size)])?;
+        let mut files = vec![(req.kernel_name, req.kernel_size), (req.info_name, req.info_size)];
+        if req.firmware.uefi() {
+            files.push((uefi::LOADER_PATH, uefi::loader_size()));
+        }
+        let fat = FatPlan::place(geometry, &files)?;
         let locate = |file: &PlannedFile| FileLocation {
             file: file.clone(),
             sectors: SectorRange {
@@ -273,7 +291,18 @@ impl Layout {
         };
         let kernel = locate(&fat.files[0]);
         let info = locate(&fat.files[1]);
-        Some(Layout { table, disk_size: req.disk_size, boot_area, fat_partition, fat, kernel, info })
+        let loader = fat.files.get(2).map(locate);
+        Some(Layout {
+            table,
+            disk_size: req.disk_size,
+            firmware: req.firmware,
+            boot_area,
+            fat_partition,
+            fat,
+            kernel,
+            info,
+            loader,
+        })
     }
 
     /// Sectors on the disk.
@@ -288,11 +317,11 @@ impl Layout {
 
     /// Index of the FAT partition in the partition table (0-based), as reported to the kernel
     /// in the Multiboot `boot_device` field: the only MBR entry, or the GPT entry after the BIOS
-    /// boot partition.
+    /// boot partition (the first when there is none).
     pub const fn fat_partition_index(&self) -> u8 {
         match self.table {
-            TableLayout::Mbr => 0,
-            TableLayout::Gpt(_) => 1,
+            TableLayout::Gpt(GptLayout { bios_boot: Some(_), .. }) => 1,
+            _ => 0,
         }
     }
 }
@@ -305,6 +334,7 @@ mod tests {
     fn req(table: PartitionTable, disk_size: u64, kernel_size: u64) -> LayoutRequest<'static> {
         LayoutRequest {
             table,
+            firmware: Firmware::Bios,
             disk_size,
             kernel_name: "unikernel.bin",
             kernel_size,
@@ -317,8 +347,10 @@ mod tests {
     fn mbr_layout_of_one_gib() {
         let l = Layout::plan(&req(PartitionTable::Mbr, GIB, 225_408)).unwrap();
         assert_eq!(l.fat_partition, SectorRange { start: 2048, count: 2_097_152 - 2048 });
-        assert_eq!(l.boot_area.start, 1);
-        assert!(l.boot_area.end() <= FAT_PARTITION_LBA);
+        let boot_area = l.boot_area.unwrap();
+        assert_eq!(boot_area.start, 1);
+        assert!(boot_area.end() <= FAT_PARTITION_LBA);
+        assert!(l.loader.is_none());
         assert_eq!(l.fat_partition_index(), 0);
         assert_eq!(l.fat.geometry.fat_type, FatType::Fat32);
         // The kernel follows the root directory cluster.
@@ -338,14 +370,15 @@ mod tests {
         assert_eq!(gpt.backup_header, total - 1);
         assert_eq!(gpt.backup_entries, SectorRange { start: total - 33, count: 32 });
         assert_eq!(gpt.last_usable, total - 34);
-        assert_eq!(gpt.bios_boot, SectorRange { start: 64, count: 1984 });
+        let bios_boot = gpt.bios_boot.unwrap();
+        assert_eq!(bios_boot, SectorRange { start: 64, count: 1984 });
         assert_eq!(l.fat_partition, SectorRange { start: 2048, count: total - 2048 - 2048 });
         assert_eq!(l.fat_partition.end() % 2048, 0);
-        assert_eq!(l.boot_area.start, 64);
-        assert!(l.boot_area.end() <= gpt.bios_boot.end());
+        assert_eq!(l.boot_area.unwrap().start, 64);
+        assert!(l.boot_area.unwrap().end() <= bios_boot.end());
         assert_eq!(l.fat_partition_index(), 1);
         // Partitions do not overlap each other or the GPT structures.
-        assert!(gpt.first_usable <= gpt.bios_boot.start);
+        assert!(gpt.first_usable <= bios_boot.start);
         assert!(l.fat_partition.end() <= gpt.backup_entries.start);
     }
 
@@ -362,10 +395,36 @@ mod tests {
                     assert!(l.info.sectors.end() <= l.fat_partition.end());
                     assert!(l.kernel.sectors.byte_len() >= kernel);
                     assert!(l.kernel.sectors.end() <= l.info.sectors.start);
-                    assert!(l.boot_area.start >= 1 && l.boot_area.end() <= l.fat_partition.start);
+                    let boot_area = l.boot_area.unwrap();
+                    assert!(boot_area.start >= 1 && boot_area.end() <= l.fat_partition.start);
                 }
             }
         }
+    }
+
+    #[test]
+    fn firmware_decides_the_boot_stages() {
+        let hybrid =
+            Layout::plan(&LayoutRequest { firmware: Firmware::Hybrid, ..req(PartitionTable::Gpt, GIB, 5000) }).unwrap();
+        assert_eq!(hybrid.boot_area.unwrap().start, 64);
+        assert_eq!(hybrid.fat_partition_index(), 1);
+        let loader = hybrid.loader.as_ref().unwrap();
+        assert_eq!(loader.file.name, "EFI/BOOT/BOOTX64.EFI");
+        assert!(loader.sectors.start > hybrid.info.sectors.start);
+        assert!(loader.sectors.end() <= hybrid.fat_partition.end());
+        // The kernel lies where a BIOS-only image has it.
+        let bios = Layout::plan(&req(PartitionTable::Gpt, GIB, 5000)).unwrap();
+        assert_eq!(bios.kernel, hybrid.kernel);
+        let uefi =
+            Layout::plan(&LayoutRequest { firmware: Firmware::Uefi, ..req(PartitionTable::Gpt, GIB, 5000) }).unwrap();
+        assert!(uefi.boot_area.is_none());
+        assert!(uefi.table.gpt().unwrap().bios_boot.is_none());
+        assert_eq!(uefi.fat_partition_index(), 0);
+        assert_eq!(uefi.fat_partition, hybrid.fat_partition);
+        let uefi_mbr =
+            Layout::plan(&LayoutRequest { firmware: Firmware::Uefi, ..req(PartitionTable::Mbr, GIB, 5000) }).unwrap();
+        assert!(uefi_mbr.boot_area.is_none());
+        assert!(uefi_mbr.loader.is_some());
     }
 
     #[test]

@@ -57,6 +57,7 @@ mod sparse;
 pub mod testkit;
 mod time;
 
+pub use boot::Firmware;
 pub use builder::ImageBuilder;
 pub use error::Error;
 pub use ident::Identifiers;

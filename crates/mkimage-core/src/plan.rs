@@ -3,13 +3,13 @@
 //! boot record every boot stage follows, the identifiers and the build-information text.
 
 use crate::Error;
-use crate::boot::bios;
 use crate::boot::record::{self, BootRecord, FileExtent};
+use crate::boot::{Firmware, bios, uefi};
 use crate::fat::plan::check_name;
 use crate::ident::{Identifiers, Identity, sha256};
 use crate::kernel::{Kernel, MAX_KERNEL_SIZE};
 use crate::layout::{Layout, LayoutRequest, PartitionTable};
-use crate::multiboot::LoadPlan;
+use crate::multiboot::{LoadPlan, VIDEO_MODE_GRAPHICS, VIDEO_MODE_TEXT, VideoMode};
 use crate::time::Timestamp;
 
 /// Longest command line, in bytes, excluding the terminating NUL.
@@ -28,6 +28,8 @@ pub(crate) struct Options {
     pub(crate) args: Vec<String>,
     /// Partitioning scheme.
     pub(crate) table: PartitionTable,
+    /// The boot stages to carry.
+    pub(crate) firmware: Firmware,
     /// Disk size in bytes.
     pub(crate) disk_size: u64,
     /// Timestamp recorded in the filesystem and the tarball.
@@ -57,7 +59,8 @@ pub struct Plan {
     pub info_text: String,
     /// Where the kernel's bytes go in memory and where it starts.
     pub load: LoadPlan,
-    /// What stage 2 is told to do.
+    /// What the boot stages are told to do (the BIOS stage and the UEFI loader carry the same
+    /// record).
     pub boot_record: BootRecord,
 }
 
@@ -75,6 +78,13 @@ impl Plan {
                 reason: "this name is taken by the build-information file",
             });
         }
+        if options.firmware.uefi() && uefi::LOADER_DIRS.iter().any(|d| crate::fat::plan::same_name(name, d)) {
+            return Err(Error::InvalidName {
+                kernel: origin(),
+                name: name.to_owned(),
+                reason: "this name is taken by the UEFI loader's directory",
+            });
+        }
         let bytes = kernel.bytes();
         if bytes.is_empty() {
             return Err(Error::KernelEmpty { name: kernel.origin.clone() });
@@ -88,6 +98,14 @@ impl Plan {
         }
         let load =
             LoadPlan::new(bytes).map_err(|source| Error::InvalidKernel { name: kernel.origin.clone(), source })?;
+        if let Some(video) = load.header.video {
+            check_video(video, options.firmware).map_err(|reason| Error::UnsupportedVideoMode {
+                kernel: origin(),
+                request: describe_video(video),
+                reason,
+                uefi_only_would_work: check_video(video, Firmware::Uefi).is_ok(),
+            })?;
+        }
         let cmdline =
             std::iter::once(name).chain(options.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
         if cmdline.contains('\0') {
@@ -106,11 +124,19 @@ impl Plan {
         let kernel_sha256 = sha256(bytes);
         let identity = match &options.seed {
             Some(seed) => Identity::from_seed(seed),
-            None => Identity::from_content(&kernel_sha256, &cmdline, options.table.name(), options.disk_size),
+            None => Identity::from_content(
+                &kernel_sha256,
+                &cmdline,
+                options.table.name(),
+                options.firmware.name(),
+                options.disk_size,
+            ),
         };
-        let info_text = build_info(name, bytes.len() as u64, &kernel_sha256, &cmdline, options.table, &load);
+        let info = BuildInfo { name, size: bytes.len() as u64, sha: &kernel_sha256, cmdline: &cmdline, load: &load };
+        let info_text = build_info(&info, options.table, options.firmware);
         let layout = Layout::plan(&LayoutRequest {
             table: options.table,
+            firmware: options.firmware,
             disk_size: options.disk_size,
             kernel_name: name,
             kernel_size: bytes.len() as u64,
@@ -125,6 +151,36 @@ impl Plan {
         let boot_record = boot_record_for(&layout, &load, bytes, name, &cmdline, options.quiet_boot)?;
         let ids = identity.identifiers();
         Ok(Plan { layout, cmdline, kernel_sha256, ids, timestamp: options.timestamp, info_text, load, boot_record })
+    }
+}
+
+/// Whether the image's boot stages can set the video mode a kernel requires, or why not.
+fn check_video(video: VideoMode, firmware: Firmware) -> Result<(), &'static str> {
+    match video.mode_type {
+        VIDEO_MODE_GRAPHICS if firmware.bios() => Err(
+            "only the UEFI loader can set a graphics mode, and this image also carries the BIOS stage, which cannot",
+        ),
+        VIDEO_MODE_GRAPHICS => Ok(()),
+        VIDEO_MODE_TEXT if firmware.uefi() => Err("UEFI firmware has no text mode to give it"),
+        VIDEO_MODE_TEXT => Err("the BIOS stage sets no video mode"),
+        _ => Err("that mode type is undefined"),
+    }
+}
+
+/// The video mode a kernel requires, in words.
+fn describe_video(video: VideoMode) -> String {
+    let preference = |n: u32| if n == 0 { "any".to_string() } else { n.to_string() };
+    match video.mode_type {
+        VIDEO_MODE_GRAPHICS => format!(
+            "a graphics mode ({} x {} pixels, {} bits per pixel)",
+            preference(video.width),
+            preference(video.height),
+            preference(video.depth)
+        ),
+        VIDEO_MODE_TEXT => {
+            format!("EGA text mode ({} x {} characters)", preference(video.width), preference(video.height))
+        }
+        other => format!("video mode type {other}"),
     }
 }
 
@@ -145,9 +201,11 @@ fn boot_record_for(
         &kernel[start..start + run.len as usize]
     }));
     let file = KernelOnDisk { name, size: kernel.len() as u32, lba: kernel_lba, checksum };
-    let record = record_for(load, &file, cmdline, quiet, layout.fat_partition_index());
+    let record = record_for(load, &file, cmdline, quiet, layout.fat_partition_index(), layout.firmware);
     // The boot stages refuse what this check refuses; never write such a record.
-    record.check_plan(record::FLAG_QUIET).map_err(|e| Error::Internal(format!("planned record: {e}")))?;
+    record
+        .check_plan(layout.firmware.allowed_record_flags())
+        .map_err(|e| Error::Internal(format!("planned record: {e}")))?;
     Ok(record)
 }
 
@@ -164,19 +222,27 @@ pub(crate) struct KernelOnDisk<'a> {
 }
 
 /// The boot record this version writes for a kernel with load plan `load`, stored contiguously
-/// as `file`, booted with `cmdline` from partition index `boot_partition`. The builder and the
-/// inspector (which checks images against it) both build records here.
+/// as `file`, booted with `cmdline` from partition index `boot_partition` by the stages of
+/// `firmware`. The builder and the inspector (which checks images against it) both build
+/// records here. The record holds stage 2's CRC-32 when the image carries stage 2 (0
+/// otherwise), and the kernel's graphics request when only the UEFI loader boots it.
 pub(crate) fn record_for(
     load: &LoadPlan,
     file: &KernelOnDisk<'_>,
     cmdline: &str,
     quiet: bool,
     boot_partition: u8,
+    firmware: Firmware,
 ) -> BootRecord {
     let extent = FileExtent { file_offset: 0, lba: file.lba, len: u64::from(file.size) };
     let (runs, zeros) = record::plan_runs(load, &[extent]);
+    let video = load.header.video.filter(|_| !firmware.bios());
+    let mut flags = if quiet { record::FLAG_QUIET } else { 0 };
+    if video.is_some() {
+        flags |= record::FLAG_VIDEO;
+    }
     BootRecord {
-        flags: if quiet { record::FLAG_QUIET } else { 0 },
+        flags,
         entry: load.entry,
         runs: runs.into_iter().map(|(run, _)| run).collect(),
         zeros,
@@ -186,9 +252,9 @@ pub(crate) fn record_for(
         boot_partition,
         checksum: file.checksum,
         kernel_size: file.size,
-        stage2_crc: bios::stage2_crc(),
+        stage2_crc: if firmware.bios() { bios::stage2_crc() } else { 0 },
         kernel_lba: file.lba,
-        video: record::VideoRequest::default(),
+        video: video.unwrap_or_default(),
     }
 }
 
@@ -218,19 +284,45 @@ pub(crate) mod info_field {
     }
 }
 
+/// What the build-information file says about the kernel.
+struct BuildInfo<'a> {
+    name: &'a str,
+    size: u64,
+    sha: &'a [u8; 32],
+    cmdline: &'a str,
+    load: &'a LoadPlan,
+}
+
+/// The boot stages of `firmware`, in words, with their versions.
+fn describe_firmware(firmware: Firmware) -> String {
+    let mut stages = Vec::new();
+    if firmware.bios() {
+        stages.push(format!("bios (boot stage {})", bios::stage_version()));
+    }
+    if firmware.uefi() {
+        stages.push(format!("uefi (loader {})", uefi::loader_version()));
+    }
+    stages.join(", ")
+}
+
 /// The text of the build-information file.
-fn build_info(name: &str, size: u64, sha: &[u8; 32], cmdline: &str, table: PartitionTable, load: &LoadPlan) -> String {
+fn build_info(info: &BuildInfo<'_>, table: PartitionTable, firmware: Firmware) -> String {
     use info_field::*;
+    let load = info.load;
     let mut text = format!(
-        "This disk was made by unikernel-mkimage {TOOL_VERSION} (boot stage {}).\n\
-         {KERNEL_FILE}{name}\n\
-         {KERNEL_SIZE}{size} bytes\n\
+        "This disk was made by unikernel-mkimage {TOOL_VERSION}.\n\
+         {KERNEL_FILE}{}\n\
+         {KERNEL_SIZE}{} bytes\n\
          {KERNEL_SHA256}{}\n\
-         {COMMAND_LINE}{cmdline}\n\
+         {COMMAND_LINE}{}\n\
          partition table: {table}\n\
+         firmware: {}\n\
          kernel format: {}, entry point {:#010x}\n",
-        bios::stage_version(),
-        hex(sha),
+        info.name,
+        info.size,
+        hex(info.sha),
+        info.cmdline,
+        describe_firmware(firmware),
         load.format,
         load.entry,
     );
@@ -239,6 +331,9 @@ fn build_info(name: &str, size: u64, sha: &[u8; 32], cmdline: &str, table: Parti
             "load: file bytes {:#x}+{:#x} to {:#010x}, {:#x} bytes in memory\n",
             s.file_offset, s.file_size, s.addr, s.mem_size
         ));
+    }
+    if let Some(video) = load.header.video {
+        text.push_str(&format!("video: {}\n", describe_video(video)));
     }
     text
 }

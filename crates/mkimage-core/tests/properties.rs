@@ -1,5 +1,6 @@
 //! Property tests (proptest, on stable) over the kernel parser, the planner and the boot record.
 
+use mkimage_core::Firmware;
 use mkimage_core::boot::record::{self, BootRecord, FileExtent, Run, VideoRequest, ZeroRange};
 use mkimage_core::bytes::SECTOR_SIZE;
 use mkimage_core::layout::{Layout, LayoutRequest, PartitionTable, TableLayout};
@@ -113,30 +114,39 @@ proptest! {
     #[test]
     fn layouts_keep_their_invariants(
         gpt in any::<bool>(),
+        firmware in 0usize..3,
         disk_mib in 2u64..70_000,
         kernel in 1u64..(300 << 20),
         name_len in 1usize..256,
     ) {
         let name = "n".repeat(name_len);
         let table = if gpt { PartitionTable::Gpt } else { PartitionTable::Mbr };
+        let firmware = [Firmware::Bios, Firmware::Uefi, Firmware::Hybrid][firmware];
         let req = LayoutRequest {
-            table, disk_size: disk_mib << 20, kernel_name: &name, kernel_size: kernel,
+            table, firmware, disk_size: disk_mib << 20, kernel_name: &name, kernel_size: kernel,
             info_name: "build-info.txt", info_size: 700,
         };
         match Layout::plan(&req) {
             Ok(l) => {
                 let total = l.total_sectors();
-                prop_assert!(l.boot_area.start >= 1 && l.boot_area.end() <= l.fat_partition.start);
+                prop_assert_eq!(l.boot_area.is_some(), firmware.bios());
+                prop_assert_eq!(l.loader.is_some(), firmware.uefi());
+                if let Some(area) = l.boot_area {
+                    prop_assert!(area.start >= 1 && area.end() <= l.fat_partition.start);
+                }
                 prop_assert!(l.fat_partition.end() <= total);
                 if let TableLayout::Gpt(g) = l.table {
                     prop_assert!(l.fat_partition.end() <= g.backup_entries.start);
-                    prop_assert!(g.bios_boot.start >= g.first_usable);
+                    prop_assert!(g.bios_boot.is_none_or(|b| b.start >= g.first_usable && b.end() <= l.fat_partition.start));
                 }
-                for f in [&l.kernel, &l.info] {
+                for f in [Some(&l.kernel), Some(&l.info), l.loader.as_ref()].into_iter().flatten() {
                     prop_assert!(f.sectors.start >= l.fat_partition.start && f.sectors.end() <= l.fat_partition.end());
                     prop_assert!(f.sectors.byte_len() >= f.file.size);
                 }
                 prop_assert!(l.kernel.sectors.end() <= l.info.sectors.start);
+                if let Some(loader) = &l.loader {
+                    prop_assert!(l.info.sectors.end() <= loader.sectors.start);
+                }
                 prop_assert!(l.fat.next_free_cluster - 2 <= l.fat.geometry.total_clusters());
                 // The minimum the planner reports never exceeds a size that works.
                 let min = Layout::minimum_disk_size(&req);

@@ -147,18 +147,9 @@ pub struct ZeroRange {
     pub len: u32,
 }
 
-/// The graphics mode a kernel asks for (Multiboot header flag bit 2), as the record carries it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct VideoRequest {
-    /// Multiboot mode type: 0 linear graphics, 1 EGA text.
-    pub mode_type: u32,
-    /// Width in pixels (graphics) or columns (text); 0 means no preference.
-    pub width: u32,
-    /// Height in pixels or rows; 0 means no preference.
-    pub height: u32,
-    /// Bits per pixel; 0 means no preference.
-    pub depth: u32,
-}
+/// The graphics mode a kernel asks for (Multiboot header flag bit 2), as the record carries it:
+/// the header's fields, unchanged.
+pub type VideoRequest = crate::multiboot::VideoMode;
 
 /// Everything a boot stage needs to know (see the module documentation).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -689,7 +680,7 @@ mod tests {
 
     fn plan(segments: Vec<Segment>) -> LoadPlan {
         LoadPlan {
-            header: Header { offset: 0, flags: 0 },
+            header: Header { offset: 0, flags: 0, video: None },
             format: KernelFormat::Elf32,
             entry: segments[0].addr as u32,
             segments,

@@ -256,7 +256,8 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PlannedFile {
-    /// Name in the root directory.
+    /// Path from the root directory, components separated by `/` (a name alone for a file in
+    /// the root directory).
     pub name: String,
     /// Length in bytes.
     pub size: u64,
@@ -266,7 +267,17 @@ pub struct PlannedFile {
     pub clusters: u32,
 }
 
-/// The contents of a planned volume: geometry, root directory clusters and files.
+/// A directory as the plan places it (created before the first file inside it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PlannedDir {
+    /// Path from the root directory, components separated by `/`.
+    pub path: String,
+    /// Its clusters, in chain order (the first holds its `.` and `..` entries).
+    pub clusters: Vec<u32>,
+}
+
+/// The contents of a planned volume: geometry, directories and files.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FatPlan {
@@ -274,58 +285,148 @@ pub struct FatPlan {
     pub geometry: FatGeometry,
     /// Clusters of the root directory, in chain order (FAT32; empty on FAT16).
     pub root_dir_clusters: Vec<u32>,
+    /// Directories below the root, in creation order.
+    pub dirs: Vec<PlannedDir>,
     /// Files in creation order.
     pub files: Vec<PlannedFile>,
     /// Cluster the allocator would hand out next (recorded in FSInfo).
     pub next_free_cluster: u32,
 }
 
-impl FatPlan {
-    /// Places `files` (name, size) on a fresh volume of the given geometry, in order, exactly as
-    /// `fatfs` allocates: each file's directory entries are written first (extending a FAT32 root
-    /// directory by one cluster at the next free cluster when they do not fit), then its data in
-    /// consecutive clusters. `None` when the volume is too small.
-    pub fn place(geometry: FatGeometry, files: &[(&str, u64)]) -> Option<FatPlan> {
-        let mut next = FIRST_DATA_CLUSTER;
-        let mut root_dir_clusters = Vec::new();
-        let root_capacity_fixed = geometry.root_dir_entries;
-        if geometry.fat_type == FatType::Fat32 {
-            root_dir_clusters.push(FAT32_ROOT_CLUSTER);
-            next = FAT32_ROOT_CLUSTER + 1;
+/// The directories leading to `path`, shortest first (`"EFI/BOOT/X"` gives `"EFI"`,
+/// `"EFI/BOOT"`). The writer creates the missing ones in this order, as the plan does.
+pub fn parent_dirs(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').map(move |(at, _)| &path[..at])
+}
+
+/// The parent directory of `path`, or `None` for the root directory.
+pub fn parent_dir(path: &str) -> Option<&str> {
+    path.rfind('/').map(|at| &path[..at])
+}
+
+/// The last component of `path`.
+pub fn base_name(path: &str) -> &str {
+    path.rfind('/').map_or(path, |at| &path[at + 1..])
+}
+
+/// Directory entries a new directory starts with: `.` and `..`, each of which `fatfs` 0.3.6
+/// writes with a long-name entry too (the writer removes those afterwards, see `write.rs`; the
+/// allocation has already happened by then).
+const NEW_DIR_ENTRIES: u32 = 4;
+
+/// Allocation state of one directory while planning.
+struct DirState {
+    /// Entries in use.
+    used: u32,
+    /// Clusters, in chain order (empty for the fixed FAT16 root directory).
+    clusters: Vec<u32>,
+}
+
+/// The allocator's state while planning.
+struct Allocator {
+    geometry: FatGeometry,
+    next: u32,
+}
+
+impl Allocator {
+    fn take(&mut self) -> Option<u32> {
+        let cluster = self.next;
+        self.next = self.next.checked_add(1)?;
+        Some(cluster)
+    }
+
+    /// Adds `count` entries to `dir`, extending its chain one cluster at a time at the next free
+    /// cluster, as `fatfs` does; `None` when the fixed root directory is full.
+    fn add_entries(&mut self, dir: &mut DirState, count: u32, fixed_capacity: Option<u32>) -> Option<()> {
+        dir.used = dir.used.checked_add(count)?;
+        match fixed_capacity {
+            Some(capacity) => (dir.used <= capacity).then_some(()),
+            None => {
+                let needed = dir.used.div_ceil(self.geometry.dir_entries_per_cluster());
+                while (dir.clusters.len() as u32) < needed {
+                    let c = self.take()?;
+                    dir.clusters.push(c);
+                }
+                Some(())
+            }
         }
-        let mut entries_used = 0u32;
+    }
+}
+
+impl FatPlan {
+    /// Places `files` (path, size) on a fresh volume of the given geometry, in order, exactly as
+    /// `fatfs` allocates. Each directory on a file's path that does not exist yet is created
+    /// first: its cluster is allocated, then its entries are written in its parent (extending
+    /// the parent by a cluster at the next free cluster when they do not fit; a FAT16 root
+    /// directory has a fixed size), then its `.` and `..` entries. Then the file's entries are
+    /// written in its directory, and its data takes consecutive clusters. `None` when the
+    /// volume is too small.
+    pub fn place(geometry: FatGeometry, files: &[(&str, u64)]) -> Option<FatPlan> {
+        let mut alloc = Allocator { geometry, next: FIRST_DATA_CLUSTER };
+        let fixed_root = (geometry.fat_type == FatType::Fat16).then_some(geometry.root_dir_entries);
+        let mut root = DirState { used: 0, clusters: Vec::new() };
+        if geometry.fat_type == FatType::Fat32 {
+            root.clusters.push(alloc.take()?);
+        }
+        let mut dirs: Vec<(String, DirState)> = Vec::new();
         let mut placed = Vec::with_capacity(files.len());
         let cluster_size = u64::from(geometry.cluster_size());
-        for &(name, size) in files {
-            entries_used += dir_entries_for_name(name);
-            match geometry.fat_type {
-                FatType::Fat16 => {
-                    if entries_used > root_capacity_fixed {
-                        return None;
-                    }
+        for &(path, size) in files {
+            for dir in parent_dirs(path) {
+                if dirs.iter().any(|(p, _)| p == dir) {
+                    continue;
                 }
-                FatType::Fat32 => {
-                    let needed = entries_used.div_ceil(geometry.dir_entries_per_cluster());
-                    while (root_dir_clusters.len() as u32) < needed {
-                        root_dir_clusters.push(next);
-                        next = next.checked_add(1)?;
-                    }
-                }
+                let first = alloc.take()?;
+                let entries = dir_entries_for_name(base_name(dir));
+                Self::add_to_parent(&mut alloc, &mut root, fixed_root, &mut dirs, parent_dir(dir), entries)?;
+                let mut state = DirState { used: 0, clusters: vec![first] };
+                alloc.add_entries(&mut state, NEW_DIR_ENTRIES, None)?;
+                dirs.push((dir.to_owned(), state));
             }
+            let entries = dir_entries_for_name(base_name(path));
+            Self::add_to_parent(&mut alloc, &mut root, fixed_root, &mut dirs, parent_dir(path), entries)?;
             let clusters = u32::try_from(size.div_ceil(cluster_size)).ok()?;
-            let first_cluster = if clusters == 0 { 0 } else { next };
-            next = next.checked_add(clusters)?;
-            placed.push(PlannedFile { name: name.to_owned(), size, first_cluster, clusters });
+            let first_cluster = if clusters == 0 { 0 } else { alloc.next };
+            alloc.next = alloc.next.checked_add(clusters)?;
+            placed.push(PlannedFile { name: path.to_owned(), size, first_cluster, clusters });
         }
         // Clusters 2..next are in use; `next` must still be a cluster number of this volume or
         // one past the last.
-        if next - FIRST_DATA_CLUSTER > geometry.total_clusters() {
+        if alloc.next - FIRST_DATA_CLUSTER > geometry.total_clusters() {
             return None;
         }
-        Some(FatPlan { geometry, root_dir_clusters, files: placed, next_free_cluster: next })
+        Some(FatPlan {
+            geometry,
+            root_dir_clusters: root.clusters,
+            dirs: dirs.into_iter().map(|(path, state)| PlannedDir { path, clusters: state.clusters }).collect(),
+            files: placed,
+            next_free_cluster: alloc.next,
+        })
     }
 
-    /// Clusters in use (root directory and files).
+    fn add_to_parent(
+        alloc: &mut Allocator,
+        root: &mut DirState,
+        fixed_root: Option<u32>,
+        dirs: &mut [(String, DirState)],
+        parent: Option<&str>,
+        entries: u32,
+    ) -> Option<()> {
+        match parent {
+            None => alloc.add_entries(root, entries, fixed_root),
+            Some(p) => {
+                let (_, state) = dirs.iter_mut().find(|(path, _)| path == p)?;
+                alloc.add_entries(state, entries, None)
+            }
+        }
+    }
+
+    /// The planned file at `path`.
+    pub fn file(&self, path: &str) -> Option<&PlannedFile> {
+        self.files.iter().find(|f| f.name == path)
+    }
+
+    /// Clusters in use (directories and files).
     pub fn used_clusters(&self) -> u32 {
         self.next_free_cluster - FIRST_DATA_CLUSTER
     }
@@ -502,6 +603,42 @@ mod tests {
         assert!(plan.root_dir_clusters.is_empty());
         assert_eq!(plan.files[0].first_cluster, 2);
         assert_eq!(plan.files[1].first_cluster, 3);
+    }
+
+    #[test]
+    fn directories_are_created_before_their_files() {
+        let g = FatGeometry::choose((GIB / 512) as u32 - 2048).unwrap();
+        let files = [("unikernel.bin", 225_408), ("build-info.txt", 300), ("EFI/BOOT/BOOTX64.EFI", 28_672)];
+        let plan = FatPlan::place(g, &files).unwrap();
+        assert_eq!(plan.files[1].first_cluster, 59);
+        // EFI takes the next cluster, then BOOT, then the loader's seven 4 KiB clusters.
+        assert_eq!(plan.dirs.len(), 2);
+        assert_eq!((plan.dirs[0].path.as_str(), plan.dirs[0].clusters.as_slice()), ("EFI", &[60][..]));
+        assert_eq!((plan.dirs[1].path.as_str(), plan.dirs[1].clusters.as_slice()), ("EFI/BOOT", &[61][..]));
+        assert_eq!(plan.files[2].first_cluster, 62);
+        assert_eq!(plan.files[2].clusters, 7);
+        assert_eq!(plan.next_free_cluster, 69);
+        assert_eq!(plan.root_dir_clusters, vec![2]);
+        assert_eq!(plan.file("EFI/BOOT/BOOTX64.EFI"), Some(&plan.files[2]));
+        assert_eq!(parent_dirs("EFI/BOOT/BOOTX64.EFI").collect::<Vec<_>>(), ["EFI", "EFI/BOOT"]);
+        assert_eq!(parent_dir("EFI/BOOT/BOOTX64.EFI"), Some("EFI/BOOT"));
+        assert_eq!(parent_dir("k"), None);
+        assert_eq!(base_name("EFI/BOOT/BOOTX64.EFI"), "BOOTX64.EFI");
+    }
+
+    #[test]
+    fn a_directory_is_allocated_before_the_root_grows_for_it() {
+        // 512-byte clusters hold 16 entries: a 156-character name takes 13 (with its 8.3
+        // entry), the info file 3, so the EFI entries need a second root cluster, which
+        // fatfs allocates after the directory's own cluster.
+        let g = FatGeometry::choose(64 * MIB_SECTORS).unwrap();
+        let name = "a".repeat(156);
+        let plan = FatPlan::place(g, &[(&name, 512), ("build-info.txt", 10), ("EFI/X", 1)]).unwrap();
+        assert_eq!(plan.files[0].first_cluster, 3);
+        assert_eq!(plan.files[1].first_cluster, 4);
+        assert_eq!(plan.dirs[0].clusters, vec![5]);
+        assert_eq!(plan.root_dir_clusters, vec![2, 6]);
+        assert_eq!(plan.files[2].first_cluster, 7);
     }
 
     #[test]

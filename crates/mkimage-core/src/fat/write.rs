@@ -1,14 +1,16 @@
-//! FAT writer: formats the planned partition with `fatfs`, stores the kernel and the
-//! build-information file, then fixes what `fatfs` cannot be told (the hidden-sectors field and
-//! the FSInfo counters) and checks the result against the plan.
+//! FAT writer: formats the planned partition with `fatfs`, stores the kernel, the
+//! build-information file and the UEFI loader (creating its directories), then fixes what
+//! `fatfs` cannot be told or gets wrong (the hidden-sectors field, the FSInfo counters, and the
+//! `.` and `..` entries of new directories, to which `fatfs` 0.3.6 gives long-name entries
+//! that put them out of their slots) and checks the result against the plan.
 
 use std::cell::Cell;
 use std::io::{Seek, SeekFrom, Write};
 use std::sync::Arc;
 
-use super::plan::{FAT_COPIES, FatGeometry, FatType};
+use super::plan::{FAT_COPIES, FatGeometry, FatType, PlannedDir, parent_dir, parent_dirs};
 use super::{
-    FAT16_EOC_MIN, FAT32_BACKUP_BOOT_SECTOR, FAT32_ENTRY_MASK, FAT32_EOC_MIN, FAT32_FSINFO_SECTOR, bpb, fsinfo,
+    FAT16_EOC_MIN, FAT32_BACKUP_BOOT_SECTOR, FAT32_ENTRY_MASK, FAT32_EOC_MIN, FAT32_FSINFO_SECTOR, bpb, dir, fsinfo,
 };
 use crate::Error;
 use crate::bytes::{Le, LeInt, SECTOR_BYTES, SECTOR_SIZE};
@@ -18,6 +20,10 @@ use crate::time::{FatDateTime, Timestamp};
 
 /// Media descriptor of a fixed disk.
 const MEDIA_FIXED_DISK: u8 = 0xf8;
+/// The 8.3 name of a directory's `.` entry.
+const DOT: &[u8] = b".          ";
+/// The 8.3 name of a directory's `..` entry.
+const DOT_DOT: &[u8] = b"..         ";
 /// BIOS drive number of the first hard disk, recorded in the boot sector.
 const DRIVE_FIRST_HARD_DISK: u8 = 0x80;
 /// Sectors per track recorded in the BPB (the conventional translated geometry).
@@ -75,12 +81,13 @@ fn fat_error(step: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 /// Writes the FAT filesystem of `layout` onto `disk`: the kernel bytes (verified in place, not
-/// stored) and the build-information file.
+/// stored), then `others`, the contents of the plan's other files in order (the
+/// build-information file, the UEFI loader).
 pub(crate) fn write_fat(
     disk: &mut SparseDisk,
     layout: &Layout,
     kernel: &Arc<Vec<u8>>,
-    info: &[u8],
+    others: &[&[u8]],
     volume_id: u32,
     timestamp: Timestamp,
 ) -> Result<(), Error> {
@@ -109,7 +116,19 @@ pub(crate) fn write_fat(
             .map_err(fat_error("mount"))?;
         {
             let root = fs.root_dir();
-            for (file, data) in [(&layout.kernel.file, kernel.as_slice()), (&layout.info.file, info)] {
+            let contents = std::iter::once(kernel.as_slice()).chain(others.iter().copied());
+            if layout.fat.files.len() != others.len() + 1 {
+                return Err(Error::Internal("the FAT plan and the files to write differ in number".into()));
+            }
+            let mut created: Vec<&str> = Vec::new();
+            for (file, data) in layout.fat.files.iter().zip(contents) {
+                // Directories in the order the plan creates them (see `FatPlan::place`).
+                for dir in parent_dirs(&file.name) {
+                    if !created.contains(&dir) {
+                        root.create_dir(dir).map_err(fat_error("create directory"))?;
+                        created.push(dir);
+                    }
+                }
                 let mut handle = root.create_file(&file.name).map_err(fat_error("create file"))?;
                 handle.write_all(data).map_err(fat_error("write file"))?;
                 handle.flush().map_err(fat_error("close file"))?;
@@ -134,7 +153,74 @@ pub(crate) fn write_fat(
             [(fsinfo::FREE_COUNT, layout.fat.free_clusters()), (fsinfo::NEXT_FREE, layout.fat.next_free_cluster)];
         patch_sector(disk, base + u64::from(FAT32_FSINFO_SECTOR) * SECTOR_SIZE, &fields)?;
     }
+    for planned in &layout.fat.dirs {
+        fix_dot_entries(disk, layout, planned)?;
+    }
     verify(disk, layout)
+}
+
+/// The first cluster of the directory `path`'s parent as its `..` entry records it: 0 for the
+/// root directory (FAT's convention, also on FAT32), else the parent's first cluster.
+fn parent_cluster(layout: &Layout, path: &str) -> u32 {
+    parent_dir(path)
+        .and_then(|p| layout.fat.dirs.iter().find(|d| d.path == p))
+        .and_then(|d| d.clusters.first().copied())
+        .unwrap_or(0)
+}
+
+/// Rewrites the first cluster of a directory `fatfs` created so that `.` and `..` are its first
+/// two entries, without long-name entries, and `..` of a directory in the root records cluster
+/// 0. The other entries keep their order; the slots freed at the end become free (end of
+/// directory when the directory has one cluster, deleted entries when more follow).
+fn fix_dot_entries(disk: &mut SparseDisk, layout: &Layout, planned: &PlannedDir) -> Result<(), Error> {
+    let g = &layout.fat.geometry;
+    let first =
+        *planned.clusters.first().ok_or_else(|| Error::Internal("a planned directory has no cluster".into()))?;
+    let at = layout.fat_partition.byte_offset() + u64::from(g.cluster_sector(first)) * SECTOR_SIZE;
+    let mut cluster = vec![0u8; g.cluster_size() as usize];
+    disk.read_at(at, &mut cluster);
+    let entry_size = dir::ENTRY_SIZE as usize;
+    let dot_sums = [dir::short_name_checksum(DOT), dir::short_name_checksum(DOT_DOT)];
+    let mut kept: Vec<[u8; 32]> = Vec::new();
+    let mut dots: [Option<[u8; 32]>; 2] = [None, None];
+    let entries: Vec<&[u8]> = cluster.chunks_exact(entry_size).take_while(|e| e[0] != dir::END_MARKER).collect();
+    for (i, e) in entries.iter().enumerate() {
+        let entry: [u8; 32] = (*e).try_into().map_err(|_| Error::Internal("directory entry size".into()))?;
+        let attr = dir::ATTRIBUTES.get(e).unwrap_or(0);
+        let is_lfn = attr & dir::ATTR_LONG_NAME_MASK == dir::ATTR_LONG_NAME;
+        let short = &e[dir::SHORT_NAME];
+        if !is_lfn && (short == DOT || short == DOT_DOT) {
+            dots[usize::from(short == DOT_DOT)] = Some(entry);
+            continue;
+        }
+        // A long-name entry for "." or "..": its checksum is theirs and the 8.3 entry it
+        // precedes is one of them.
+        let owner = entries[i..]
+            .iter()
+            .find(|n| dir::ATTRIBUTES.get(n).unwrap_or(0) & dir::ATTR_LONG_NAME_MASK != dir::ATTR_LONG_NAME);
+        let for_dot = owner.is_some_and(|n| &n[dir::SHORT_NAME] == DOT || &n[dir::SHORT_NAME] == DOT_DOT);
+        if is_lfn && for_dot && dot_sums.contains(&dir::LFN_CHECKSUM.get(e).unwrap_or(0)) {
+            continue;
+        }
+        kept.push(entry);
+    }
+    let (Some(dot), Some(mut dot_dot)) = (dots[0], dots[1]) else {
+        return Err(Error::Internal(format!("directory {} has no . and .. entries", planned.path)));
+    };
+    let parent = parent_cluster(layout, &planned.path);
+    dir::FIRST_CLUSTER_HIGH.put(&mut dot_dot, (parent >> 16) as u16);
+    dir::FIRST_CLUSTER_LOW.put(&mut dot_dot, parent as u16);
+    let more_clusters = planned.clusters.len() > 1;
+    let used: Vec<[u8; 32]> = [dot, dot_dot].into_iter().chain(kept).collect();
+    let mut rewritten = vec![0u8; cluster.len()];
+    for (i, slot) in rewritten.chunks_exact_mut(entry_size).enumerate() {
+        match used.get(i) {
+            Some(entry) => slot.copy_from_slice(entry),
+            None if more_clusters => slot[0] = dir::DELETED_MARKER,
+            None => {}
+        }
+    }
+    disk.write_at(at, &rewritten).map_err(fat_error("directory fix-up"))
 }
 
 /// Sets 32-bit fields of the sector at byte `at`.
@@ -217,7 +303,10 @@ fn verify(disk: &SparseDisk, layout: &Layout) -> Result<(), Error> {
     if g.fat_type == FatType::Fat32 {
         chains.push(("root directory", layout.fat.root_dir_clusters.clone()));
     }
-    for file in [&layout.kernel.file, &layout.info.file] {
+    for planned in &layout.fat.dirs {
+        chains.push((planned.path.as_str(), planned.clusters.clone()));
+    }
+    for file in &layout.fat.files {
         chains.push((file.name.as_str(), (file.first_cluster..file.first_cluster + file.clusters).collect()));
     }
     for copy in 0..u32::from(FAT_COPIES) {

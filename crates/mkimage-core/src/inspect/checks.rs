@@ -24,8 +24,11 @@ pub enum CheckName {
     BootablePartition,
     /// A FAT filesystem was found, with consistent boot sectors.
     Filesystem,
-    /// The MBR holds this tool's boot code.
+    /// The MBR holds this tool's boot code (the BIOS stage, or the notice of a UEFI-only disk).
     BootCode,
+    /// `\EFI\BOOT\BOOTX64.EFI`, when present, is this tool's UEFI loader, with the BIOS stage's
+    /// boot record when there is one.
+    UefiLoader,
     /// The kernel file is on the filesystem and readable.
     KernelFile,
     /// The kernel is a Multiboot kernel this tool can load.
@@ -52,6 +55,7 @@ impl CheckName {
             CheckName::BootablePartition => "bootable_partition",
             CheckName::Filesystem => "filesystem",
             CheckName::BootCode => "boot_code",
+            CheckName::UefiLoader => "uefi_loader",
             CheckName::KernelFile => "kernel_file",
             CheckName::KernelMultiboot => "kernel_multiboot",
             CheckName::BootRecord => "boot_record",

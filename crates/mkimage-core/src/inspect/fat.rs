@@ -1,5 +1,5 @@
-//! Reading a FAT12/16/32 filesystem for inspection: the boot sector, the root directory (with
-//! long names) and files' contents. Every walk is bounded: cluster chains by the volume's
+//! Reading a FAT12/16/32 filesystem for inspection: the boot sector, directories (with long
+//! names), paths and files' contents. Every walk is bounded: cluster chains by the volume's
 //! cluster count (so a cyclic chain ends), directories by [`MAX_DIR_ENTRIES`], file reads by
 //! the caller's limit.
 
@@ -10,6 +10,8 @@ use crate::partition::mbr::{BOOT_SIGNATURE, BOOT_SIGNATURE_AT};
 
 /// Most directory entries examined.
 pub const MAX_DIR_ENTRIES: usize = 65_536;
+/// Most path components [`Volume::lookup`] follows.
+pub const MAX_PATH_DEPTH: usize = 8;
 /// Most FAT copies a volume may declare.
 const MAX_FATS: u32 = 4;
 /// Bytes of a directory entry, as a `usize`.
@@ -253,6 +255,54 @@ impl Volume {
             }
         };
         Ok(parse_dir(&raw, self.variant == Variant::Fat32))
+    }
+
+    /// A subdirectory's entries (`.` and `..` excluded).
+    ///
+    /// # Errors
+    /// Why the directory cannot be read: not a directory, a broken chain.
+    pub fn dir(&self, source: &mut dyn DiskSource, entry: &Entry) -> Result<Vec<Entry>, String> {
+        if !entry.directory {
+            return Err(format!("{} is not a directory", entry.name));
+        }
+        let limit = (MAX_DIR_ENTRIES as u64 * u64::from(dir::ENTRY_SIZE)).div_ceil(self.cluster_size());
+        let chain = self.chain(source, entry.first_cluster, limit)?;
+        let mut bytes = Vec::new();
+        for c in chain {
+            let cluster = read_vec(source, self.cluster_lba(c) * SECTOR_SIZE, self.cluster_size() as usize)
+                .map_err(|e| e.to_string())?;
+            bytes.extend_from_slice(&cluster);
+        }
+        let mut entries = parse_dir(&bytes, self.variant == Variant::Fat32);
+        entries.retain(|e| e.name != "." && e.name != "..");
+        Ok(entries)
+    }
+
+    /// The entry at `path` (components separated by `/`, compared as FAT compares names, without
+    /// regard to ASCII case), starting from the root directory's entries `root`; `None` when a
+    /// component is missing. At most [`MAX_PATH_DEPTH`] components are followed.
+    ///
+    /// # Errors
+    /// Why a directory on the path cannot be read.
+    pub fn lookup(&self, source: &mut dyn DiskSource, root: &[Entry], path: &str) -> Result<Option<Entry>, String> {
+        let mut entries = root.to_vec();
+        let components: Vec<&str> = path.split('/').collect();
+        if components.len() > MAX_PATH_DEPTH {
+            return Ok(None);
+        }
+        for (i, name) in components.iter().enumerate() {
+            let Some(found) = entries.iter().find(|e| e.name.eq_ignore_ascii_case(name)).cloned() else {
+                return Ok(None);
+            };
+            if i + 1 == components.len() {
+                return Ok(Some(found));
+            }
+            if !found.directory {
+                return Ok(None);
+            }
+            entries = self.dir(source, &found)?;
+        }
+        Ok(None)
     }
 
     /// Reads a file's contents, at most `limit` bytes; errors if the chain is broken or too

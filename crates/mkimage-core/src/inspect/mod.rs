@@ -26,6 +26,7 @@ use std::path::Path;
 pub use checks::{Check, CheckName};
 use source::{DiskSource, RawSource, read_vec};
 
+use crate::boot::Firmware;
 use crate::boot::record::BootRecord;
 use crate::bytes::SECTOR_SIZE;
 use crate::multiboot::{self, LoadPlan};
@@ -128,11 +129,14 @@ pub struct Filesystem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BootLoader {
-    /// This tool's boot stage; the record when it decodes.
+    /// This tool's boot stages; the record when it decodes.
     UnikernelMkimage {
-        /// Stage 2's version.
-        stage_version: u16,
-        /// The boot record, or why it does not decode.
+        /// Stage 2's version, when the image carries the BIOS stage.
+        stage_version: Option<u16>,
+        /// The UEFI loader's version, when the image carries it.
+        uefi_loader_version: Option<u16>,
+        /// The boot record (the BIOS stage's, else the UEFI loader's), or why it does not
+        /// decode.
         record: Result<BootRecord, String>,
     },
     /// SYSLINUX (its files or boot sector were found).
@@ -154,10 +158,18 @@ impl BootLoader {
         }
     }
 
-    /// The version of this tool's boot stage, when it is this tool's.
+    /// The version of this tool's BIOS boot stage, when the image carries it.
     pub fn stage_version(&self) -> Option<u16> {
         match self {
-            BootLoader::UnikernelMkimage { stage_version, .. } => Some(*stage_version),
+            BootLoader::UnikernelMkimage { stage_version, .. } => *stage_version,
+            _ => None,
+        }
+    }
+
+    /// The version of this tool's UEFI loader, when the image carries it.
+    pub fn uefi_loader_version(&self) -> Option<u16> {
+        match self {
+            BootLoader::UnikernelMkimage { uefi_loader_version, .. } => *uefi_loader_version,
             _ => None,
         }
     }
@@ -203,6 +215,10 @@ pub struct Report {
     pub filesystem: Option<Filesystem>,
     /// The boot loader.
     pub boot_loader: BootLoader,
+    /// The firmware the disk boots from: [`Firmware::Bios`] when LBA 0 holds BIOS boot code,
+    /// [`Firmware::Uefi`] when the filesystem holds `\EFI\BOOT\BOOTX64.EFI`, in that order
+    /// (never [`Firmware::Hybrid`]; both mean hybrid).
+    pub firmware: Vec<Firmware>,
     /// The kernel, if one was identified.
     pub kernel: Option<KernelInfo>,
     /// The kernel's command line, if known.
@@ -223,13 +239,14 @@ impl Report {
     }
 
     /// Whether GCE would import this file and find something to boot: it is a tarball that
-    /// follows GCE's rules, with a valid partition table, a bootable partition and boot code.
+    /// follows GCE's rules, with a valid partition table, a bootable partition, and BIOS boot
+    /// code or a UEFI loader.
     pub fn gce_ready(&self) -> bool {
         matches!(self.container, Container::Tarball(_))
             && CheckName::GCE_RULES.iter().all(|&n| self.check_ok(n))
             && self.check_ok(CheckName::PartitionTable)
             && self.check_ok(CheckName::BootablePartition)
-            && !matches!(self.boot_loader, BootLoader::None)
+            && !self.firmware.is_empty()
     }
 }
 
@@ -344,17 +361,28 @@ fn analyse(source: &mut dyn DiskSource, container: Container, name: &str) -> Res
     checks.extend(checks::table_checks(&table));
     let (volume, filesystem, fs_check) = find_filesystem(source, &table);
     checks.push(fs_check);
-    let (boot_loader, area, boot_code) = loader::recognise(source, filesystem.as_ref());
-    checks.push(boot_code);
+    let (boot_loader, stages, stage_checks) = loader::recognise(source, volume.as_ref(), filesystem.as_ref());
+    checks.extend(stage_checks);
     let identified = kernel::identify(source, &boot_loader, volume.as_ref(), filesystem.as_ref());
     checks.extend(identified.checks);
     let found = identified.found.as_ref();
     let boot_partition = filesystem.as_ref().and_then(|f| u8::try_from(f.partition.checked_sub(1)?).ok());
-    checks.push(loader::record_check(source, &boot_loader, area.as_ref(), found, boot_partition));
+    checks.push(loader::record_check(source, &boot_loader, &stages, found, boot_partition));
     let cmdline = identified.cmdline.as_deref();
     checks.push(kernel::build_info_check(source, volume.as_ref(), filesystem.as_ref(), found, cmdline));
     let kernel = identified.found.map(|f| f.info);
-    Ok(Report { container, disk_size, table, filesystem, boot_loader, kernel, cmdline: identified.cmdline, checks })
+    let firmware = stages.boots_from();
+    Ok(Report {
+        container,
+        disk_size,
+        table,
+        filesystem,
+        boot_loader,
+        firmware,
+        kernel,
+        cmdline: identified.cmdline,
+        checks,
+    })
 }
 
 /// The filesystem: the first partition holding a FAT volume, and the `filesystem` check (the

@@ -23,18 +23,27 @@ pub const HEADER_ALIGN: usize = 4;
 pub const FLAG_PAGE_ALIGN: u32 = 1 << 0;
 /// Flag bit 1: provide memory information. Honoured: mem_lower/mem_upper and the memory map.
 pub const FLAG_MEMORY_INFO: u32 = 1 << 1;
-/// Flag bit 2: provide video mode information. Not honoured (the loader sets no video mode).
+/// Flag bit 2: the kernel requires a video mode ([`VideoMode`]). Parsed here; only the UEFI
+/// loader can honour it (with a graphics mode), which the planner decides.
 pub const FLAG_VIDEO_MODE: u32 = 1 << 2;
 /// Flag bit 16: the header carries load addresses (the "a.out kludge").
 pub const FLAG_AOUT_KLUDGE: u32 = 1 << 16;
-/// Required-flag bits (0-15) this loader honours.
-pub const SUPPORTED_REQUIRED_FLAGS: u32 = FLAG_PAGE_ALIGN | FLAG_MEMORY_INFO;
+/// Required-flag bits (0-15) this parser understands (whether the video mode can be set depends
+/// on the firmware the image is built for).
+pub const SUPPORTED_REQUIRED_FLAGS: u32 = FLAG_PAGE_ALIGN | FLAG_MEMORY_INFO | FLAG_VIDEO_MODE;
 /// Mask of the required-flag bits: a loader must refuse a kernel setting one it cannot honour.
 pub const REQUIRED_FLAGS_MASK: u32 = 0xFFFF;
 /// Bytes of the header up to and including the checksum.
 pub const HEADER_BASE_LEN: usize = 12;
 /// Bytes of the header with the a.out kludge address fields.
 pub const HEADER_KLUDGE_LEN: usize = 32;
+/// Bytes of the header with the video mode fields (which follow the address fields, present
+/// or not).
+pub const HEADER_VIDEO_LEN: usize = 48;
+/// Video mode type: linear graphics.
+pub const VIDEO_MODE_GRAPHICS: u32 = 0;
+/// Video mode type: EGA text.
+pub const VIDEO_MODE_TEXT: u32 = 1;
 /// Lowest physical address a kernel may occupy: 1 MiB. Below it lie the BIOS, the loader and
 /// the Multiboot information the loader builds.
 pub const MIN_LOAD_ADDR: u64 = 0x10_0000;
@@ -65,6 +74,14 @@ pub mod header {
     pub const BSS_END_ADDR: Le<u32> = Le::at(24);
     /// a.out kludge: entry point.
     pub const ENTRY_ADDR: Le<u32> = Le::at(28);
+    /// Video: mode type ([`super::VIDEO_MODE_GRAPHICS`] or [`super::VIDEO_MODE_TEXT`]).
+    pub const MODE_TYPE: Le<u32> = Le::at(32);
+    /// Video: width in pixels or columns (0: no preference).
+    pub const WIDTH: Le<u32> = Le::at(36);
+    /// Video: height in pixels or rows (0: no preference).
+    pub const HEIGHT: Le<u32> = Le::at(40);
+    /// Video: bits per pixel (0: no preference; 0 in text mode).
+    pub const DEPTH: Le<u32> = Le::at(44);
 }
 
 /// Why a file is not a kernel this loader can boot.
@@ -249,15 +266,7 @@ pub enum KernelError {
 }
 
 fn describe_flags(flags: u32) -> String {
-    let mut parts = Vec::new();
-    if flags & FLAG_VIDEO_MODE != 0 {
-        parts.push("video mode information (bit 2)".to_owned());
-    }
-    let unknown = flags & !FLAG_VIDEO_MODE;
-    if unknown != 0 {
-        parts.push(format!("undefined required flags {unknown:#06x}"));
-    }
-    parts.join(", ")
+    format!("undefined required flags {flags:#06x}")
 }
 
 /// How the kernel's load addresses were determined.
@@ -311,6 +320,21 @@ pub struct Header {
     pub offset: usize,
     /// The flags field.
     pub flags: u32,
+    /// The video mode the kernel requires (flag bit 2), if it requires one.
+    pub video: Option<VideoMode>,
+}
+
+/// The video mode a kernel's header requires (flag bit 2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VideoMode {
+    /// [`VIDEO_MODE_GRAPHICS`] or [`VIDEO_MODE_TEXT`] (other values are undefined).
+    pub mode_type: u32,
+    /// Width in pixels (graphics) or columns (text); 0 means no preference.
+    pub width: u32,
+    /// Height in pixels or rows; 0 means no preference.
+    pub height: u32,
+    /// Bits per pixel; 0 means no preference.
+    pub depth: u32,
 }
 
 /// Where a kernel's bytes go and where it starts.
@@ -459,11 +483,23 @@ fn locate_header(kernel: &mut dyn KernelBytes) -> Result<(Vec<u8>, Header), Kern
             near_miss.get_or_insert(KernelError::BadChecksum { offset });
             continue;
         }
-        let needed = if flags & FLAG_AOUT_KLUDGE != 0 { HEADER_KLUDGE_LEN } else { HEADER_BASE_LEN };
+        let needed = if flags & FLAG_VIDEO_MODE != 0 {
+            HEADER_VIDEO_LEN
+        } else if flags & FLAG_AOUT_KLUDGE != 0 {
+            HEADER_KLUDGE_LEN
+        } else {
+            HEADER_BASE_LEN
+        };
         if offset + needed > area.len() {
             return Err(KernelError::HeaderTruncated { offset, needed });
         }
-        return Ok((prefix, Header { offset, flags }));
+        let video = (flags & FLAG_VIDEO_MODE != 0).then(|| VideoMode {
+            mode_type: at(header::MODE_TYPE).unwrap_or(0),
+            width: at(header::WIDTH).unwrap_or(0),
+            height: at(header::HEIGHT).unwrap_or(0),
+            depth: at(header::DEPTH).unwrap_or(0),
+        });
+        return Ok((prefix, Header { offset, flags, video }));
     }
     if let Some(err) = near_miss {
         return Err(err);
@@ -626,7 +662,7 @@ mod tests {
         assert_eq!(find_header(&f), Err(KernelError::BadChecksum { offset: 8 }));
         // A later valid header wins over an earlier broken one.
         put_header(&mut f, 32, FLAG_MEMORY_INFO);
-        assert_eq!(find_header(&f), Ok(Header { offset: 32, flags: FLAG_MEMORY_INFO }));
+        assert_eq!(find_header(&f), Ok(Header { offset: 32, flags: FLAG_MEMORY_INFO, video: None }));
         assert_eq!(find_header(&[]), Err(KernelError::NoHeader));
         assert_eq!(
             find_header(&HEADER_MAGIC.to_le_bytes()),
@@ -637,11 +673,24 @@ mod tests {
     #[test]
     fn required_flags_are_checked() {
         let mut f = vec![0u8; 64];
-        put_header(&mut f, 0, FLAG_VIDEO_MODE | FLAG_AOUT_KLUDGE);
-        let err = LoadPlan::new(&f).unwrap_err();
-        assert_eq!(err, KernelError::UnsupportedRequiredFlags { flags: FLAG_VIDEO_MODE });
-        assert!(err.to_string().contains("video mode"));
         put_header(&mut f, 0, 1 << 7);
-        assert!(LoadPlan::new(&f).unwrap_err().to_string().contains("0x0080"));
+        let err = LoadPlan::new(&f).unwrap_err();
+        assert_eq!(err, KernelError::UnsupportedRequiredFlags { flags: 1 << 7 });
+        assert!(err.to_string().contains("0x0080"));
+    }
+
+    #[test]
+    fn video_requests_are_read() {
+        let mut f = vec![0u8; 64];
+        put_header(&mut f, 0, FLAG_VIDEO_MODE | FLAG_AOUT_KLUDGE);
+        for (field, value) in
+            [(header::MODE_TYPE, 0), (header::WIDTH, 1024), (header::HEIGHT, 768), (header::DEPTH, 32)]
+        {
+            field.put(&mut f, value);
+        }
+        let h = find_header(&f).unwrap();
+        assert_eq!(h.video, Some(VideoMode { mode_type: 0, width: 1024, height: 768, depth: 32 }));
+        // The video fields must be inside the search area and the file.
+        assert_eq!(find_header(&f[..40]), Err(KernelError::HeaderTruncated { offset: 0, needed: 48 }));
     }
 }

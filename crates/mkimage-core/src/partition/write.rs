@@ -95,21 +95,28 @@ fn write_gpt(
     ids: &Identifiers,
     boot_code: &[u8; mbr::BOOT_CODE_LEN],
 ) -> Result<(), Error> {
-    let bios_boot = gpt_partition(
-        gpt_crate::partition_types::BIOS,
-        ids.gpt_bios_boot,
-        gpt_layout.bios_boot,
-        gpt::ATTR_REQUIRED | gpt::ATTR_NO_BLOCK_IO,
-        gpt::BIOS_BOOT_PARTITION_NAME,
-    );
+    // The ESP is marked bootable for legacy BIOS only when the image carries the BIOS stage.
+    let esp_flags = if gpt_layout.bios_boot.is_some() { gpt::ATTR_LEGACY_BIOS_BOOTABLE } else { 0 };
     let esp = gpt_partition(
         gpt_crate::partition_types::EFI,
         ids.gpt_esp,
         layout.fat_partition,
-        gpt::ATTR_LEGACY_BIOS_BOOTABLE,
+        esp_flags,
         gpt::ESP_PARTITION_NAME,
     );
-    let partitions = BTreeMap::from([(1, bios_boot), (2, esp)]);
+    let partitions = match gpt_layout.bios_boot {
+        Some(range) => {
+            let bios_boot = gpt_partition(
+                gpt_crate::partition_types::BIOS,
+                ids.gpt_bios_boot,
+                range,
+                gpt::ATTR_REQUIRED | gpt::ATTR_NO_BLOCK_IO,
+                gpt::BIOS_BOOT_PARTITION_NAME,
+            );
+            BTreeMap::from([(1, bios_boot), (2, esp)])
+        }
+        None => BTreeMap::from([(1, esp)]),
+    };
     let mut gpt_disk = gpt_crate::GptConfig::new()
         .writable(true)
         .logical_block_size(gpt_crate::disk::LogicalBlockSize::Lb512)

@@ -1,6 +1,7 @@
 //! The BIOS boot stage: the MBR code and stage 2, x86 real-mode code assembled from `mbr.asm`
 //! and `stage2.asm` in this directory (contracts at the top of each), committed as `*.bin` and
-//! embedded here, so the crate builds without an assembler.
+//! embedded here, so the crate builds without an assembler. `nobios.asm` is the MBR code of
+//! UEFI-only images, which only says so.
 //!
 //! Boot flow: the BIOS runs the MBR code, which reads the *boot area* (stage 2 followed by the
 //! boot record; in the MBR gap or the GPT BIOS boot partition) to 0000:8000 and jumps to stage 2.
@@ -15,6 +16,9 @@ use crate::partition::mbr::BOOT_CODE_LEN;
 
 /// The MBR boot code: the first 440 bytes of LBA 0.
 pub const MBR_CODE: &[u8; BOOT_CODE_LEN] = include_bytes!("mbr.bin");
+/// The MBR code of a UEFI-only image (`nobios.asm`): one line saying that the disk boots only
+/// from UEFI firmware, then INT 18h, so the BIOS tries its next boot device.
+pub const NO_BIOS_CODE: &[u8; BOOT_CODE_LEN] = include_bytes!("nobios.bin");
 /// Stage 2's code, before padding to [`STAGE2_SECTORS`].
 pub const STAGE2_CODE: &[u8] = include_bytes!("stage2.bin");
 /// Offset in the MBR code of the INT 13h disk address packet the MBR code reads stage 2 with.
