@@ -38,6 +38,8 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ("fixtures/src/multiseg32.asm", "fixtures/src/", "fixtures/multiseg32.elf"),
     ("fixtures/src/higherhalf64.asm", "fixtures/src/", "fixtures/higherhalf64.elf"),
     ("fixtures/src/large.asm", "fixtures/src/", "fixtures/large.bin"),
+    ("fixtures/src/acpi.asm", "fixtures/src/", "fixtures/acpi.bin"),
+    ("fixtures/src/video.asm", "fixtures/src/", "fixtures/video.bin"),
 ];
 
 #[test]

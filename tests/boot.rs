@@ -13,12 +13,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::fixtures::{self, FIXTURES, Fixture, build, crafted_records, offset_in_fixture, patch, read, write};
 use common::qemu::{self, Disk, EXIT_PASS};
 use libtest_mimic::{Arguments, Failed, Trial};
 use mkimage_core::boot::bios::STAGE2_SECTORS;
-use mkimage_core::boot::record::{BootRecord, FLAG_QUIET, ZeroRange};
+use mkimage_core::boot::record::{BootRecord, FLAG_QUIET};
 use mkimage_core::bytes::SECTOR_SIZE;
-use mkimage_core::{Image, ImageBuilder, Kernel, PartitionTable};
+use mkimage_core::{Image, PartitionTable};
 
 /// The machine types of the matrix. Adding a line adds its cells.
 const MACHINES: &[&str] = &[
@@ -44,20 +45,6 @@ const MEMORY: &[&str] = &[
 /// Partition tables. Adding a line adds its cells.
 const TABLES: &[PartitionTable] = &[PartitionTable::Mbr, PartitionTable::Gpt];
 
-/// A fixture kernel (see fixtures/src) and the arguments it is booted with.
-struct Fixture {
-    name: &'static str,
-    file: &'static str,
-    args: &'static [&'static str],
-}
-
-const FIXTURES: &[Fixture] = &[
-    Fixture { name: "hello", file: "hello.elf", args: &["Hello_Solo5", "--ipv4=10.0.0.2/24"] },
-    Fixture { name: "multiseg32", file: "multiseg32.elf", args: &["a"] },
-    Fixture { name: "higherhalf64", file: "higherhalf64.elf", args: &[] },
-    Fixture { name: "large", file: "large.bin", args: &["big"] },
-];
-
 /// Longest a booting cell may take (the 32 MiB fixture over PIO IDE takes about 10 s alone).
 const BOOT_DEADLINE: Duration = Duration::from_secs(180);
 /// Longest a failure test may take to print its message.
@@ -65,44 +52,10 @@ const FAILURE_DEADLINE: Duration = Duration::from_secs(60);
 /// Prefix of every stage 2 failure line.
 const STAGE2_ERROR: &str = "unikernel-mkimage boot stage: error: ";
 
-fn fixture_path(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(file)
-}
-
-fn build(fixture: &Fixture, table: PartitionTable, quiet: bool) -> Image {
-    let kernel = Kernel::from_path(fixture_path(fixture.file)).unwrap();
-    ImageBuilder::new(kernel)
-        .args(fixture.args.iter().copied())
-        .partition_table(table)
-        .quiet_boot(quiet)
-        .build()
-        .unwrap()
-}
-
-fn write(image: &Image, path: &Path) {
-    let mut file = std::fs::File::create(path).unwrap();
-    image.write_raw_file(&mut file).unwrap();
-}
-
-/// What a passing boot of `fixture` from `image` prints.
+/// What a passing boot of `fixture` from `image` prints through the BIOS stage.
 fn expected_lines(fixture: &Fixture, image: &Image, quiet: bool) -> Vec<String> {
-    let plan = image.plan();
-    let size = std::fs::metadata(fixture_path(fixture.file)).unwrap().len();
-    let mut lines = vec![
-        format!("boot device: drive 80, partition {}, sub-partitions ff ff", plan.layout.fat_partition_index()),
-        format!("command line: '{}'", plan.cmdline),
-        format!("boot loader: unikernel-mkimage {}", mkimage_core::TOOL_VERSION),
-        "PASS".to_string(),
-    ];
-    if !quiet {
-        lines.push(format!(
-            "unikernel-mkimage {} (boot stage {}): loading {} ({size} bytes)",
-            mkimage_core::TOOL_VERSION,
-            mkimage_core::boot::bios::stage_version(),
-            fixture.file
-        ));
-    }
-    lines
+    let stage = format!("boot stage {}", mkimage_core::boot::bios::stage_version());
+    fixtures::expected_lines(fixture, image, quiet, &stage)
 }
 
 fn check_boot(run: &qemu::Run, expected: &[String], quiet: bool) -> Result<(), Failed> {
@@ -142,75 +95,6 @@ fn expect_failure(qemu: &Path, image: &Path, memory: &str, message: &str) -> Res
         return Err(format!("expected one line besides the start line, saw {other}\n{}", run.report()).into());
     }
     Ok(())
-}
-
-/// Overwrites bytes of an image file.
-fn patch(path: &Path, offset: u64, bytes: &[u8]) {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    f.write_all(bytes).unwrap();
-}
-
-fn read(path: &Path, offset: u64, len: usize) -> Vec<u8> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    let mut buf = vec![0u8; len];
-    f.read_exact(&mut buf).unwrap();
-    buf
-}
-
-/// How many random records the fuzz loop boots.
-const FUZZ_RECORDS: usize = 24;
-
-/// Records derived from `base` with a valid CRC but an unsafe plan: the cases a damaged or
-/// hostile record must not get past (a run into the loader's memory, a zero range over it, entry
-/// 0, a run length of FFFFFFFFh...), then random mutations of one field each, kept when the
-/// host's check of the plan (which mirrors stage 2's) refuses them.
-fn crafted_records(base: &BootRecord) -> Vec<(String, BootRecord)> {
-    let mut out = Vec::new();
-    let mut named = |name: &str, change: &dyn Fn(&mut BootRecord)| {
-        let mut r = base.clone();
-        change(&mut r);
-        out.push((name.to_string(), r));
-    };
-    named("run_into_loader_memory", &|r| r.runs[0].dest = 0x1_0000);
-    named("zero_range_over_loader", &|r| r.zeros.push(ZeroRange { dest: 0x8000, len: 0x1000 }));
-    named("entry_zero", &|r| r.entry = 0);
-    named("run_length_ffffffff", &|r| r.runs[0].len = u32::MAX);
-    named("run_beyond_4gib", &|r| {
-        r.runs[0].dest = u32::MAX - r.runs[0].len / 2;
-        r.entry = r.runs[0].dest;
-    });
-    named("run_outside_kernel_file", &|r| r.runs[0].lba = r.kernel_lba + 100_000);
-    named("overlapping_ranges", &|r| r.zeros.push(ZeroRange { dest: r.runs[0].dest, len: 16 }));
-    named("unknown_flag", &|r| r.flags |= 1 << 7);
-    named("video_flag", &|r| r.flags |= mkimage_core::boot::record::FLAG_VIDEO);
-    let mut random = mkimage_core::testkit::random_bytes(FUZZ_RECORDS * 64, 0x5eed_1234).into_iter();
-    let mut next = move || u32::from_le_bytes(std::array::from_fn(|_| random.next().unwrap_or(0)));
-    let mut fuzzed = 0;
-    while fuzzed < FUZZ_RECORDS {
-        let mut r = base.clone();
-        let value = next();
-        // Values near the boundaries are likelier to find a gap between host and stage 2.
-        let near = |x: u32| x.wrapping_add(value % 64).wrapping_sub(32);
-        match next() % 8 {
-            0 => r.runs[0].dest = if value % 2 == 0 { value } else { near(0x10_0000) },
-            1 => r.runs[0].len = if value % 2 == 0 { value } else { near(r.runs[0].len) },
-            2 => r.runs[0].skip = value as u16,
-            3 => r.runs[0].sectors = near(r.runs[0].sectors),
-            4 => r.runs[0].lba = u64::from(near(r.kernel_lba as u32)),
-            5 => r.zeros.push(ZeroRange { dest: value, len: next() % 0x10_0000 }),
-            6 => r.entry = if value % 2 == 0 { value } else { near(r.runs[0].dest) },
-            _ => r.flags = value,
-        }
-        if r.check_plan(FLAG_QUIET).is_err() {
-            out.push((format!("fuzz_{fuzzed:02}"), r));
-            fuzzed += 1;
-        }
-    }
-    out
 }
 
 fn failure_trials(qemu: &Path, dir: &Path) -> Vec<Trial> {
@@ -257,9 +141,7 @@ fn failure_trials(qemu: &Path, dir: &Path) -> Vec<Trial> {
     // The kernel file edited in place after the build (its greeting changed).
     let path = copy("edited.raw");
     let kernel_at = layout.kernel.sectors.byte_offset();
-    let kernel = std::fs::read(fixture_path(hello.file)).unwrap();
-    let needle = b"hello from a Multiboot kernel";
-    let at = kernel.windows(needle.len()).position(|w| w == needle).unwrap() as u64;
+    let at = offset_in_fixture(hello.file, b"hello from a Multiboot kernel");
     patch(&path, kernel_at + at, b"HELLO");
     add(
         "kernel_changed_after_build",
@@ -284,7 +166,7 @@ fn failure_trials(qemu: &Path, dir: &Path) -> Vec<Trial> {
 
     // Records with a correct CRC whose plan is unsafe: each is refused in one line.
     let base = BootRecord::decode(&read(&copy("base.raw"), record_offset, 8192)).unwrap();
-    for (name, record) in crafted_records(&base) {
+    for (name, record) in crafted_records(&base, FLAG_QUIET) {
         let err = record.check_plan(FLAG_QUIET).expect_err("crafted records are invalid");
         let path = copy(&format!("{name}.raw"));
         patch(&path, record_offset, &record.encode().unwrap());

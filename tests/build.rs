@@ -182,7 +182,18 @@ fn raw_image_is_sparse() {
 
 /// Builds the same image under a given environment, from a copy of the kernel in its own
 /// directory, and returns the output bytes.
-fn build_in_env(kernel: &Path, work: &Path, tz: &str, umask: &str, epoch: Option<&str>, output_name: &str) -> Vec<u8> {
+/// How a reproducibility build differs: time zone, umask, SOURCE_DATE_EPOCH, output name and
+/// the firmware option.
+struct Env<'a> {
+    tz: &'a str,
+    umask: &'a str,
+    epoch: Option<&'a str>,
+    output_name: &'a str,
+    firmware: &'a str,
+}
+
+fn build_in_env(kernel: &Path, work: &Path, env: &Env<'_>) -> Vec<u8> {
+    let Env { tz, umask, epoch, output_name, firmware } = *env;
     std::fs::create_dir_all(work).unwrap();
     let copy = work.join(kernel.file_name().unwrap());
     std::fs::copy(kernel, &copy).unwrap();
@@ -191,7 +202,7 @@ fn build_in_env(kernel: &Path, work: &Path, tz: &str, umask: &str, epoch: Option
     cmd.arg("-c")
         .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_unikernel-mkimage"))
-        .args(["build", "-q"])
+        .args(["build", "-q", "--firmware", firmware])
         .arg(copy.file_name().unwrap())
         .arg("-o")
         .arg(output_name)
@@ -211,16 +222,21 @@ fn build_in_env(kernel: &Path, work: &Path, tz: &str, umask: &str, epoch: Option
 fn output_is_reproducible_across_environments() {
     let dir = tempfile::tempdir().unwrap();
     let kernel = write_kernel(dir.path(), "unikernel.bin", 100_000);
-    for output in ["disk.tar.gz", "disk.raw"] {
-        let a = build_in_env(&kernel, &dir.path().join("a"), "UTC", "022", None, output);
-        // Another time zone, umask, directory, and an input copied later (another mtime).
-        std::thread::sleep(std::time::Duration::from_millis(1100));
-        let b = build_in_env(&kernel, &dir.path().join("b/deeper"), "Pacific/Kiritimati", "077", None, output);
-        assert!(a == b, "{output}: builds differ across environments");
-        let c = build_in_env(&kernel, &dir.path().join("c"), "UTC", "022", Some("1700000000"), output);
-        assert!(a != c, "{output}: SOURCE_DATE_EPOCH did not change the bytes");
-        let d = build_in_env(&kernel, &dir.path().join("d"), "America/New_York", "002", Some("1700000000"), output);
-        assert!(c == d, "{output}: builds with SOURCE_DATE_EPOCH differ across environments");
+    for output_name in ["disk.tar.gz", "disk.raw"] {
+        for firmware in ["hybrid", "uefi"] {
+            let case = format!("{output_name} {firmware}");
+            let env = |tz, umask, epoch| Env { tz, umask, epoch, output_name, firmware };
+            let work = dir.path().join(firmware);
+            let a = build_in_env(&kernel, &work.join("a"), &env("UTC", "022", None));
+            // Another time zone, umask, directory, and an input copied later (another mtime).
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            let b = build_in_env(&kernel, &work.join("b/deeper"), &env("Pacific/Kiritimati", "077", None));
+            assert!(a == b, "{case}: builds differ across environments");
+            let c = build_in_env(&kernel, &work.join("c"), &env("UTC", "022", Some("1700000000")));
+            assert!(a != c, "{case}: SOURCE_DATE_EPOCH did not change the bytes");
+            let d = build_in_env(&kernel, &work.join("d"), &env("America/New_York", "002", Some("1700000000")));
+            assert!(c == d, "{case}: builds with SOURCE_DATE_EPOCH differ across environments");
+        }
     }
 }
 

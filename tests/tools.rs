@@ -455,6 +455,70 @@ fn run_notices_a_kvm_internal_error() {
     assert!(stdout(&out).contains("booted under tcg"));
 }
 
+/// A QEMU that prints its arguments, one per line, and exits 0.
+const ECHO_QEMU: &str = "#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done\n";
+
+#[test]
+fn run_boots_uefi_images_from_a_private_copy_of_ovmf_variables() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let qemu = d.join("qemu-system-x86_64");
+    std::fs::write(&qemu, ECHO_QEMU).unwrap();
+    std::fs::set_permissions(&qemu, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, vars) = (d.join("OVMF_CODE_4M.fd"), d.join("OVMF_VARS_4M.fd"));
+    std::fs::write(&code, b"code").unwrap();
+    std::fs::write(&vars, b"the system's variables").unwrap();
+    let (uefi, hybrid) = (d.join("uefi.raw"), d.join("hybrid.raw"));
+    run_ok(mkimage().args(["build", "-q", "--firmware", "uefi"]).arg(fixture("hello.elf")).arg("-o").arg(&uefi));
+    run_ok(mkimage().args(["build", "-q"]).arg(fixture("hello.elf")).arg("-o").arg(&hybrid));
+    let tmp = d.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let run_with = |image: &Path, extra: &[&str]| {
+        run(mkimage()
+            .arg("run")
+            .arg(image)
+            .args(["--accel", "tcg", "--qemu"])
+            .arg(&qemu)
+            .args(extra)
+            .env("TMPDIR", &tmp))
+    };
+    // A UEFI-only image boots from OVMF by default; VARS (found beside CODE by its name) is
+    // copied, and the copy is gone afterwards.
+    let out = run_with(&uefi, &["--ovmf", code.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let args = stdout(&out);
+    assert!(args.contains(&format!("if=pflash,format=raw,unit=0,readonly=on,file={}\n", code.display())), "{args}");
+    let copy = args.lines().find_map(|l| l.strip_prefix("if=pflash,format=raw,unit=1,file=")).unwrap();
+    assert!(copy.starts_with(tmp.to_str().unwrap()), "{copy}");
+    assert_eq!(std::fs::read(&vars).unwrap(), b"the system's variables");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "the copy of the variables is removed");
+    // A hybrid image boots from SeaBIOS unless asked.
+    let out = run_with(&hybrid, &[]);
+    assert!(!stdout(&out).contains("pflash"), "{}", stdout(&out));
+    let out = run_with(&hybrid, &["--firmware", "uefi", "--ovmf", &format!("{},{}", code.display(), vars.display())]);
+    assert!(stdout(&out).contains("pflash"), "{}", stdout(&out));
+    // Missing firmware files are named.
+    let out = run_with(&uefi, &["--ovmf", "/nonexistent/OVMF_CODE.fd,/nonexistent/OVMF_VARS.fd"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("OVMF code /nonexistent/OVMF_CODE.fd is not a file"), "{}", stderr(&out));
+    let out = run_with(&uefi, &["--ovmf", d.join("firmware.bin").to_str().unwrap()]);
+    assert!(stderr(&out).contains("no variable store is known to go with"), "{}", stderr(&out));
+    // And the real thing: QEMU and OVMF boot the UEFI-only image to the fixture's PASS.
+    let Some(real) = qemu::qemu("run_boots_uefi_images") else { return };
+    if qemu::ovmf("run_boots_uefi_images").is_none() {
+        return;
+    }
+    let out = run(mkimage()
+        .arg("run")
+        .arg(&uefi)
+        .args(["--accel", "tcg", "--timeout", "120", "--qemu"])
+        .arg(&real)
+        .args(["--", "-device", qemu::DEBUG_EXIT_DEVICE]));
+    assert_eq!(out.status.code(), Some(qemu::EXIT_PASS), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("(UEFI loader): loading hello.elf"), "{}", stdout(&out));
+}
+
 #[test]
 fn completions_manpage_version_and_help() {
     for shell in ["bash", "zsh", "fish"] {

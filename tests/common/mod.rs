@@ -8,6 +8,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fixtures;
 pub mod qemu;
 
 use std::io::Write;

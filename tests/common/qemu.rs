@@ -136,3 +136,34 @@ pub fn run(qemu: &Path, args: &[String], deadline: Duration, stop_at: Option<&st
 pub fn qemu(test: &str) -> Option<PathBuf> {
     super::tool(test, "qemu-system-x86_64", "qemu-system-x86")
 }
+
+#[allow(unused_imports)]
+pub use unikernel_mkimage::qemu::Ovmf;
+
+/// Finds OVMF where distributions install it, reporting it missing the way [`super::tool`]
+/// reports a missing program (a SKIPPED line, or a failure under MKIMAGE_REQUIRE_TOOLS=1).
+pub fn ovmf(test: &str) -> Option<Ovmf> {
+    let found = Ovmf::find();
+    if found.is_none() {
+        if super::tools_required() {
+            panic!("{test}: required UEFI firmware (OVMF) not found (install the Debian package `ovmf`)");
+        }
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {test}: OVMF not found (install the Debian package `ovmf`; set MKIMAGE_REQUIRE_TOOLS=1 to make this a failure)"
+        );
+    }
+    found
+}
+
+/// The arguments of [`base_args`] booting from `ovmf`, with a fresh copy of its variable store
+/// in `dir` (the system's copy is never written).
+pub fn uefi_args(machine: &str, memory: &str, ovmf: &Ovmf, dir: &Path) -> Vec<String> {
+    let vars = tempfile::Builder::new().prefix("ovmf-vars-").suffix(".fd").tempfile_in(dir).unwrap();
+    std::fs::copy(&ovmf.vars, vars.path()).unwrap();
+    let (_, path) = vars.keep().unwrap();
+    let mut args = base_args(machine, memory);
+    args.extend(ovmf.args(&path));
+    args
+}

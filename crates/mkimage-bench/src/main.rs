@@ -4,15 +4,17 @@
 //! bytes): build time (hyperfine medians), the limits (`gzip -6` of the kernel alone, GNU
 //! `tar -Sczf` of a sparse 1 GiB file holding it), output size, peak memory
 //! (`/usr/bin/time`), and boot time under QEMU (software emulation) from QEMU's start to the
-//! fixture kernel's first line. Writes a Markdown report (default `docs/BENCHMARKS.md`).
+//! fixture kernel's first line, under SeaBIOS against SYSLINUX and under OVMF (UEFI) against
+//! GRUB's EFI build loading the same kernel with its `multiboot` command. Writes a Markdown
+//! report (default `docs/BENCHMARKS.md`).
 //!
 //! ```text
 //! cargo run --release -p mkimage-bench                     # everything, writes docs/BENCHMARKS.md
 //! cargo run --release -p mkimage-bench -- --quick          # fewer runs, for a first look
 //! ```
 //!
-//! Needs the Debian packages hyperfine, time, qemu-system-x86, syslinux, syslinux-common,
-//! mtools, dosfstools and fdisk.
+//! Needs the Debian packages hyperfine, time, qemu-system-x86, ovmf, syslinux, syslinux-common,
+//! grub-efi-amd64-bin, grub-common, mtools, dosfstools and fdisk.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -20,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use unikernel_mkimage::qemu::{self, Disk};
+use unikernel_mkimage::qemu::{self, Disk, Ovmf};
 
 /// Size of the small kernel: Solo5's `test_hello.virtio`.
 const SMALL_KERNEL: usize = 225_408;
@@ -44,7 +46,25 @@ const TOOLS: &[(&str, &str)] = &[
     ("sfdisk", "fdisk"),
     ("gzip", "gzip"),
     ("tar", "tar"),
+    ("grub-mkstandalone", "grub-common"),
+    ("/usr/lib/grub/x86_64-efi/multiboot.mod", "grub-efi-amd64-bin"),
 ];
+
+/// GRUB's configuration for the comparison: find the kernel's partition, load it with the
+/// `multiboot` command and boot it. `efi_gop` is loaded because GRUB refuses a Multiboot 1
+/// kernel without a video request otherwise ("no suitable video mode found").
+const GRUB_CFG: &str = "\
+set timeout=0
+insmod part_msdos
+insmod fat
+insmod efi_gop
+insmod multiboot
+search --no-floppy --file --set=root /KERNEL
+multiboot /KERNEL ARGS
+boot
+";
+/// The GRUB modules built into the standalone EFI image.
+const GRUB_MODULES: &str = "part_msdos part_gpt fat multiboot efi_gop search search_fs_file normal configfile";
 
 struct Config {
     /// Runs of each fast command.
@@ -162,6 +182,50 @@ fn boot_once(args: &[String]) -> Option<f64> {
     found.map(|d| d.as_secs_f64())
 }
 
+/// The failed checks (and the values they concern) a fixture prints when booted from `image`
+/// under OVMF, once.
+fn fixture_failures(ovmf: &Ovmf, work: &Path, image: &Path) -> Vec<String> {
+    let vars = work.join("ovmf-vars-check.fd");
+    std::fs::copy(&ovmf.vars, &vars).unwrap();
+    let mut args = qemu::headless("pc", "256M");
+    args.extend(["-no-reboot", "-device", qemu::DEBUG_EXIT_DEVICE].map(String::from));
+    args.extend(ovmf.args(&vars));
+    args.extend(disk_args(Disk::VirtioScsi4k, image));
+    let mut child = Command::new("qemu-system-x86_64")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let line = line.trim().to_string();
+            let done = line == "PASS" || line == "FAIL";
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        let _ = tx.send(lines);
+    });
+    let lines = rx.recv_timeout(BOOT_DEADLINE).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    let value = |prefix: &str| lines.iter().find(|l| l.starts_with(prefix)).cloned();
+    let mut failures: Vec<String> = lines.iter().filter_map(|l| l.strip_prefix("FAIL: ")).map(str::to_string).collect();
+    if !failures.is_empty() {
+        failures.extend(["boot device:", "boot loader:", "command line:"].iter().filter_map(|p| value(p)));
+    }
+    if lines.is_empty() {
+        failures.push("the fixture printed nothing".into());
+    }
+    failures
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -205,8 +269,11 @@ fn machine_description() -> String {
     let gzip = first(Command::new("gzip").arg("--version"));
     let tar = first(Command::new("tar").arg("--version"));
     let syslinux = first(Command::new("sh").args(["-c", "syslinux --version 2>&1"]));
+    let grub = first(Command::new("grub-mkstandalone").arg("--version"));
+    let ovmf = Ovmf::find().map_or("no OVMF".to_string(), |o| format!("OVMF {}", o.code.display()));
     format!(
-        "- CPU: {cpu}, {cores} cores; {:.1} GiB RAM; {os}, Linux {kernel}\n- {qemu} (TCG, no KVM), SeaBIOS as shipped\n- {gzip}; {tar}; {syslinux}\n",
+        "- CPU: {cpu}, {cores} cores; {:.1} GiB RAM; {os}, Linux {kernel}\n- {qemu} (TCG, no KVM), SeaBIOS as shipped, \
+         {ovmf}\n- {gzip}; {tar}; {syslinux}; {grub}\n",
         mem_kib as f64 / (1 << 20) as f64
     )
 }
@@ -272,6 +339,7 @@ fn main() {
     };
     bench.introduction();
     bench.boot_times();
+    bench.uefi_boot_times();
     bench.builds();
     bench.finish();
 }
@@ -351,6 +419,81 @@ impl Bench {
                     met: ratio <= 0.25,
                 });
             }
+        }
+    }
+
+    /// Boot time under OVMF: our UEFI loader against GRUB's EFI build, from the same disk (our
+    /// hybrid image with `\EFI\BOOT\BOOTX64.EFI` replaced by GRUB's), and what the fixture
+    /// reports about GRUB's hand-over.
+    fn uefi_boot_times(&mut self) {
+        let (w, tool) = (self.work.path(), &self.tool);
+        let (report, targets) = (&mut self.report, &mut self.targets);
+        eprintln!("mkimage-bench: UEFI boot times");
+        let ovmf = Ovmf::find().expect("OVMF (Debian package ovmf)");
+        let _ = writeln!(report, "\n## Boot time under UEFI (OVMF; QEMU start to the fixture's first line, TCG)\n");
+        let _ = writeln!(
+            report,
+            "Both from the same disk: our hybrid image, and a copy whose `\\EFI\\BOOT\\BOOTX64.EFI` is GRUB's \
+             (`grub-mkstandalone -O x86_64-efi` with the `multiboot` command, `efi_gop` loaded, a `grub.cfg` that \
+             finds the kernel's partition and boots it with the same arguments). Most of the time is the \
+             firmware's own start-up, which both pay. Virtio-scsi disk with 4096-byte physical sectors, 256 MiB.\n\n\
+             | kernel | machine | ours | GRUB | ours / GRUB |\n|---|---|---|---|---|"
+        );
+        let mut grub_findings = Vec::new();
+        for (fixture, label) in [("hello.elf", "hello (7 KB)"), ("multiseg32.elf", "multiseg32 (16 MiB segment)")] {
+            let src = root().join("fixtures").join(fixture);
+            let ours = w.join(format!("uefi-ours-{fixture}.raw"));
+            let grub = w.join(format!("uefi-grub-{fixture}.raw"));
+            run(Command::new(tool).args(["build", "-q", "--force"]).arg(&src).arg("-o").arg(&ours).args(["--", "x"]));
+            std::fs::copy(&ours, &grub).unwrap();
+            let cfg = w.join("grub.cfg");
+            std::fs::write(&cfg, GRUB_CFG.replace("KERNEL", fixture).replace("ARGS", "x")).unwrap();
+            let efi = w.join("grubx64.efi");
+            run(Command::new("grub-mkstandalone")
+                .args(["-O", "x86_64-efi", "-o"])
+                .arg(&efi)
+                .arg(format!("--modules={GRUB_MODULES}"))
+                .arg(format!("boot/grub/grub.cfg={}", cfg.display())));
+            let partition = format!("{}@@{}", grub.display(), mkimage_core::layout::FAT_PARTITION_LBA * 512);
+            run(Command::new("mcopy").args(["-o", "-i", &partition]).arg(&efi).arg("::/EFI/BOOT/BOOTX64.EFI"));
+            for machine in ["pc", "q35"] {
+                let mut base = qemu::headless(machine, "256M");
+                base.extend(["-no-reboot", "-device", qemu::DEBUG_EXIT_DEVICE].map(String::from));
+                let (mut ours_t, mut grub_t) = (Vec::new(), Vec::new());
+                for _ in 0..self.config.boot_runs {
+                    for (image, times) in [(&ours, &mut ours_t), (&grub, &mut grub_t)] {
+                        let vars = w.join("ovmf-vars.fd");
+                        std::fs::copy(&ovmf.vars, &vars).unwrap();
+                        let mut args = ovmf.args(&vars);
+                        args.extend(disk_args(Disk::VirtioScsi4k, image));
+                        times.push(boot(&base, &args, 1));
+                    }
+                }
+                let all = |v: Vec<Option<f64>>| v.into_iter().collect::<Option<Vec<f64>>>().map(median);
+                match (all(ours_t), all(grub_t)) {
+                    (Some(o), Some(g)) => {
+                        let _ = writeln!(report, "| {label} | {machine} | {} | {} | {:.2} |", ms(o), ms(g), o / g);
+                        targets.push(Target {
+                            what: format!("UEFI boot, {label} on {machine}: not slower than GRUB's EFI build"),
+                            measured: format!("{:.2}x GRUB's time", o / g),
+                            met: o <= g,
+                        });
+                    }
+                    (o, g) => {
+                        let shown = |t: Option<f64>| t.map_or("did not boot".to_string(), ms);
+                        let _ = writeln!(report, "| {label} | {machine} | {} | {} | |", shown(o), shown(g));
+                    }
+                }
+            }
+            grub_findings.push((label, fixture_failures(&ovmf, w, &grub)));
+        }
+        let _ = writeln!(
+            report,
+            "\nWhat the fixtures report when GRUB hands them over (their checks of the Multiboot contract):\n"
+        );
+        for (label, failures) in grub_findings {
+            let shown = if failures.is_empty() { "every check holds".to_string() } else { failures.join("; ") };
+            let _ = writeln!(report, "- {label}: {shown}");
         }
     }
 

@@ -1,14 +1,17 @@
-//! `unikernel-mkimage run`: boots an image in QEMU with GCE-like virtual hardware (SeaBIOS on
-//! i440fx, virtio-scsi boot disk with 4096-byte physical sectors, COM1 on the terminal). A GCE
-//! tarball is first unpacked to a sparse temporary file. The image is opened in snapshot mode,
-//! so it is never modified.
+//! `unikernel-mkimage run`: boots an image in QEMU with GCE-like virtual hardware (i440fx,
+//! virtio-scsi boot disk with 4096-byte physical sectors, COM1 on the terminal), from SeaBIOS or
+//! from OVMF (UEFI; by default when the image boots only from UEFI). A GCE tarball is first
+//! unpacked to a sparse temporary file. The image is opened in snapshot mode, so it is never
+//! modified, and OVMF gets a temporary copy of its variable store, so the system's is never
+//! written either.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use unikernel_mkimage::qemu::Disk;
+use mkimage_core::Firmware;
+use unikernel_mkimage::qemu::{Disk, OVMF_LOCATIONS, Ovmf};
 use unikernel_mkimage::{Failure, register_temp, unregister_temp};
 
 /// The QEMU program looked up on PATH.
@@ -47,10 +50,25 @@ pub(crate) enum Accel {
     Tcg,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FirmwareArg {
+    /// SeaBIOS, QEMU's legacy BIOS.
+    Bios,
+    /// OVMF, UEFI firmware (Debian package ovmf).
+    Uefi,
+}
+
 #[derive(clap::Args, Debug)]
 pub(crate) struct RunArgs {
     /// A raw disk image or a GCE tarball (.tar.gz).
     image: PathBuf,
+    /// The firmware to boot from [default: uefi when the image boots only from UEFI, else bios].
+    #[arg(long, value_enum)]
+    firmware: Option<FirmwareArg>,
+    /// The UEFI firmware: OVMF's code and, optionally, the variable store it is copied from
+    /// [default: the first found in Debian's, Fedora's and Arch's locations].
+    #[arg(long, value_name = "CODE[,VARS]")]
+    ovmf: Option<String>,
     /// Guest memory, in QEMU's syntax (512M, 2G).
     #[arg(long, default_value = "512M")]
     memory: String,
@@ -132,10 +150,22 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure(format!("cannot read {}: {e}", args.image.display())))?;
     let unpacked = if is_tarball { Some(unpack(&args.image)?) } else { None };
     let disk = unpacked.as_ref().map_or(args.image.as_path(), |t| t.path());
+    let firmware = match args.firmware {
+        Some(FirmwareArg::Bios) => None,
+        Some(FirmwareArg::Uefi) => Some(find_ovmf(args.ovmf.as_deref())?),
+        None if args.ovmf.is_some() || boots_only_from_uefi(disk) => Some(find_ovmf(args.ovmf.as_deref())?),
+        None => None,
+    };
+    let vars = firmware.as_ref().map(private_vars).transpose()?;
+    let firmware_args = match (&firmware, &vars) {
+        (Some(ovmf), Some(vars)) => ovmf.args(vars.path()),
+        _ => Vec::new(),
+    };
     let deadline = args.timeout.map(|s| Instant::now() + Duration::from_secs(s));
     let explicit = args.accel.is_some();
     let accel = args.accel.unwrap_or(if kvm_usable() { Accel::Kvm } else { Accel::Tcg });
-    let mut outcome = boot(&qemu, accel, disk, &args, deadline);
+    let machine = Machine { disk, firmware: &firmware_args };
+    let mut outcome = boot(&qemu, accel, &machine, &args, deadline);
     if let Ok(Outcome::KvmFailed(reason)) = &outcome {
         let reason = reason.clone();
         if explicit {
@@ -146,11 +176,11 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
                 "unikernel-mkimage: run: KVM could not run the guest (QEMU: {}); restarting under software emulation (--accel tcg)",
                 unikernel_mkimage::printable(&reason)
             );
-            outcome = boot(&qemu, Accel::Tcg, disk, &args, deadline);
+            outcome = boot(&qemu, Accel::Tcg, &machine, &args, deadline);
         }
     }
-    if let Some(t) = &unpacked {
-        unregister_temp(t.path());
+    for temp in [unpacked.as_ref(), vars.as_ref()].into_iter().flatten() {
+        unregister_temp(temp.path());
     }
     Ok(match outcome? {
         Outcome::Exited(status) => exit_code(status),
@@ -164,6 +194,47 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             ExitCode::from(EXIT_KVM_FAILED)
         }
     })
+}
+
+/// Whether the image boots only from UEFI firmware (as `inspect` sees it).
+fn boots_only_from_uefi(disk: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(disk) else { return false };
+    let name = disk.display().to_string();
+    mkimage_core::inspect::inspect_raw(std::io::BufReader::new(file), &name)
+        .is_ok_and(|report| report.firmware == [Firmware::Uefi])
+}
+
+/// OVMF from `--ovmf`, or from the usual locations.
+fn find_ovmf(arg: Option<&str>) -> Result<Ovmf, Failure> {
+    match arg {
+        Some(arg) => Ovmf::from_arg(arg).map_err(Failure),
+        None => Ovmf::find().ok_or_else(|| {
+            let looked: Vec<&str> = OVMF_LOCATIONS.iter().map(|(code, _)| *code).collect();
+            Failure(format!(
+                "no UEFI firmware found (looked for {}); install the Debian package ovmf, or give --ovmf CODE,VARS",
+                looked.join(", ")
+            ))
+        }),
+    }
+}
+
+/// A temporary copy of OVMF's variable store, which the firmware writes to.
+fn private_vars(ovmf: &Ovmf) -> Result<tempfile::NamedTempFile, Failure> {
+    let temp = tempfile::Builder::new()
+        .prefix(".unikernel-mkimage-ovmf-vars-")
+        .suffix(".fd")
+        .tempfile()
+        .map_err(|e| Failure(format!("cannot create a temporary file: {e}")))?;
+    register_temp(temp.path());
+    std::fs::copy(&ovmf.vars, temp.path())
+        .map_err(|e| Failure(format!("cannot copy the OVMF variable store {}: {e}", ovmf.vars.display())))?;
+    Ok(temp)
+}
+
+/// What the guest boots: the disk and the firmware's QEMU arguments (none for SeaBIOS).
+struct Machine<'a> {
+    disk: &'a Path,
+    firmware: &'a [String],
 }
 
 /// How a QEMU run ended.
@@ -183,14 +254,22 @@ enum Outcome {
 /// What QEMU prints when KVM cannot run the guest (it then stops the guest and waits).
 const KVM_FAILURES: [&str; 3] = ["KVM internal error", "kvm run failed", "emulation failure"];
 
-/// Starts QEMU with `accel` on `disk` and waits for it to end, for the deadline, for a signal,
-/// or for QEMU to say KVM failed (its standard error is read and passed on line by line).
-fn boot(qemu: &Path, accel: Accel, disk: &Path, args: &RunArgs, deadline: Option<Instant>) -> Result<Outcome, Failure> {
+/// Starts QEMU with `accel` on `machine` and waits for it to end, for the deadline, for a
+/// signal, or for QEMU to say KVM failed (its standard error is read and passed on line by
+/// line).
+fn boot(
+    qemu: &Path,
+    accel: Accel,
+    machine: &Machine<'_>,
+    args: &RunArgs,
+    deadline: Option<Instant>,
+) -> Result<Outcome, Failure> {
     let mut command = Command::new(qemu);
     command
         .args(unikernel_mkimage::qemu::headless("pc", &args.memory))
+        .args(machine.firmware)
         .args(["-accel", if accel == Accel::Kvm { "kvm" } else { "tcg" }, "-snapshot"])
-        .args(args.disk_bus.disk().args(disk))
+        .args(args.disk_bus.disk().args(machine.disk))
         .args(&args.qemu_args)
         .stdin(Stdio::inherit())
         .stderr(Stdio::piped());

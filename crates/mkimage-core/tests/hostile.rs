@@ -155,3 +155,80 @@ fn claimed_sizes_do_not_allocate() {
     let err = inspect::inspect_tarball(&tgz[..], "t").unwrap_err();
     assert!(err.to_string().contains("not a disk image"), "{err}");
 }
+
+/// A hybrid (or `firmware`) GPT image of a small kernel, raw, and its plan.
+fn uefi_image(firmware: mkimage_core::Firmware) -> (Vec<u8>, mkimage_core::Plan) {
+    let image = ImageBuilder::new(Kernel::from_bytes("k", testkit::multiboot_kernel(&[7; 5000])))
+        .partition_table(PartitionTable::Gpt)
+        .firmware(firmware)
+        .disk_size(64 << 20)
+        .build()
+        .unwrap();
+    let mut raw = Cursor::new(Vec::new());
+    image.write_raw(&mut raw).unwrap();
+    (raw.into_inner(), image.plan().clone())
+}
+
+fn check(report: &inspect::Report, name: CheckName) -> inspect::Check {
+    report.checks.iter().find(|c| c.name == name).unwrap().clone()
+}
+
+#[test]
+fn the_uefi_loader_is_checked_byte_for_byte() {
+    use mkimage_core::Firmware;
+    use mkimage_core::boot::uefi;
+    let (clean, plan) = uefi_image(Firmware::Hybrid);
+    let report = inspect::inspect_raw(Cursor::new(clean.clone()), "hybrid").unwrap();
+    assert!(report.all_ok(), "{:#?}", report.checks);
+    assert_eq!(report.firmware, [Firmware::Bios, Firmware::Uefi]);
+    let loader_at = plan.layout.loader.as_ref().unwrap().sectors.byte_offset() as usize;
+    let record_at = loader_at + uefi::record_range().unwrap().start;
+
+    // A byte of its code changed: named, with its offset.
+    let mut b = clean.clone();
+    b[loader_at + 0x1100] ^= 0x40;
+    let c = check(&inspect::inspect_raw(Cursor::new(b), "code").unwrap(), CheckName::UefiLoader);
+    assert!(!c.ok && c.detail.contains("its code differs from this version's at byte 0x1100"), "{}", c.detail);
+
+    // Its record no longer the BIOS stage's (a flag flipped and the CRC made right again, so
+    // only the comparison can tell).
+    let mut b = clean.clone();
+    let mut record = mkimage_core::boot::record::BootRecord::decode(&b[record_at..record_at + 8192]).unwrap();
+    record.flags ^= mkimage_core::boot::record::FLAG_QUIET;
+    let bytes = record.encode().unwrap();
+    b[record_at..record_at + bytes.len()].copy_from_slice(&bytes);
+    let c = check(&inspect::inspect_raw(Cursor::new(b), "record").unwrap(), CheckName::UefiLoader);
+    assert!(!c.ok && c.detail.contains("boot record differs from the BIOS stage's"), "{}", c.detail);
+
+    // Someone else's BOOTX64.EFI: reported, and the disk still boots from UEFI.
+    let mut b = clean;
+    b[loader_at + 0x1000..loader_at + 0x1008].copy_from_slice(b"SOMEONE!");
+    let report = inspect::inspect_raw(Cursor::new(b), "foreign").unwrap();
+    let c = check(&report, CheckName::UefiLoader);
+    assert!(!c.ok && c.detail.contains("is not unikernel-mkimage's UEFI loader"), "{}", c.detail);
+    assert_eq!(report.firmware, [Firmware::Bios, Firmware::Uefi]);
+    assert_eq!(report.boot_loader.uefi_loader_version(), None);
+}
+
+#[test]
+fn single_firmware_images_say_what_they_boot_from() {
+    use mkimage_core::Firmware;
+    let (uefi, _) = uefi_image(Firmware::Uefi);
+    let report = inspect::inspect_raw(Cursor::new(uefi.clone()), "uefi").unwrap();
+    assert!(report.all_ok(), "{:#?}", report.checks);
+    assert_eq!(report.firmware, [Firmware::Uefi]);
+    assert_eq!(report.boot_loader.stage_version(), None);
+    assert!(check(&report, CheckName::BootCode).detail.contains("boots only from UEFI firmware"));
+    // Without its loader, a UEFI-only disk boots from nothing, and says so.
+    let mut b = uefi;
+    let at = b.windows(8).position(|w| w == b"UKMKEFI1").unwrap();
+    b[at - 0x1000..at - 0x1000 + 2].copy_from_slice(b"XX");
+    b[at..at + 8].fill(0);
+    let report = inspect::inspect_raw(Cursor::new(b), "uefi-damaged").unwrap();
+    assert!(!check(&report, CheckName::UefiLoader).ok);
+    let (bios, _) = uefi_image(Firmware::Bios);
+    let report = inspect::inspect_raw(Cursor::new(bios), "bios").unwrap();
+    assert!(report.all_ok(), "{:#?}", report.checks);
+    assert_eq!(report.firmware, [Firmware::Bios]);
+    assert_eq!(report.boot_loader.uefi_loader_version(), None);
+}

@@ -375,3 +375,24 @@ fn reads_outside_the_disk_are_errors_not_panics() {
     assert!(matches!(image.read_at(64 * MIB - 15, &mut buf), Err(mkimage_core::Error::ReadOutsideDisk { .. })));
     assert!(image.read_at(u64::MAX, &mut buf).is_err());
 }
+
+#[test]
+fn the_uefi_loader_reads_back_with_the_bios_stages_record() {
+    use mkimage_core::boot::{bios, uefi};
+    let image = build(PartitionTable::Gpt, GIB, kernel(5000), "unikernel.bin");
+    let part = image.plan().layout.fat_partition;
+    let dev = Part { image: &image, start: part.byte_offset(), len: part.byte_len(), pos: 0 };
+    let fs = fatfs::FileSystem::new(dev, fatfs::FsOptions::new()).unwrap();
+    let mut loader = Vec::new();
+    fs.root_dir().open_file(uefi::LOADER_PATH).unwrap().read_to_end(&mut loader).unwrap();
+    let record = image.plan().boot_record.encode().unwrap();
+    assert_eq!(loader, uefi::loader_file(&record).unwrap());
+    // The same record bytes as the BIOS stage's boot area.
+    let area = image.plan().layout.boot_area.unwrap();
+    let mut stored = vec![0u8; record.len()];
+    image.read_at(area.byte_offset() + bios::STAGE2_SECTORS * 512, &mut stored).unwrap();
+    assert_eq!(stored, record);
+    // . and .. come first in the new directories, without long-name entries.
+    let names: Vec<String> = fs.root_dir().open_dir("EFI").unwrap().iter().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, [".", "..", "BOOT"]);
+}

@@ -1,7 +1,9 @@
 //! `solo5-virtio-mkimage`: a drop-in replacement for Solo5's script of that name, for build
 //! scripts that call it. Same usage, same result layout (MBR, 1 GiB, the kernel stored as
 //! `unikernel.bin`, so the kernel sees `unikernel.bin ARGUMENTS`), but no sfdisk, mtools,
-//! SYSLINUX or Docker, and reproducible output.
+//! SYSLINUX or Docker, and reproducible output. The images are hybrid: they also boot from UEFI
+//! firmware (GCE's `UEFI_COMPATIBLE`), which costs nothing a BIOS boot sees: the extra
+//! `EFI` directory sits beside the kernel, whose name, place and command line do not change.
 //!
 //! Usage errors print the usage text and exit 1; other errors print
 //! `solo5-virtio-mkimage: error: ...` and exit 1. Like the original, an existing IMAGE is
@@ -11,7 +13,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use mkimage_core::{ImageBuilder, Kernel, PartitionTable, Timestamp};
+use mkimage_core::{Firmware, ImageBuilder, Kernel, PartitionTable, Timestamp};
 use unikernel_mkimage::dropin::{self, Request, USAGE};
 use unikernel_mkimage::{Failure, OnSignal, handle_signals, output};
 
@@ -42,6 +44,7 @@ fn build(req: &Request) -> Result<(), Failure> {
         .name(KERNEL_NAME)
         .args(req.args.iter().cloned())
         .partition_table(PartitionTable::Mbr)
+        .firmware(Firmware::Hybrid)
         .disk_size(DISK_SIZE)
         .timestamp(Timestamp::from_env()?)
         .build()?;

@@ -538,6 +538,49 @@ pub fn load_checksum<'a>(run_bytes: impl IntoIterator<Item = &'a [u8]>) -> (u32,
     sum.value()
 }
 
+/// For the boot stages' tests: checks that every `R_NAME equ ... 0xNN` line of a stage's source
+/// (`file`, its text `source`) names the offset `field` gives that field. Each name in `field`'s
+/// table is checked when the source defines it, and at least `required` of them must be.
+#[cfg(test)]
+pub(crate) fn check_source_offsets(source: &str, file: &str, required: &[&str]) {
+    let named = [
+        ("R_VERSION", field::VERSION.offset()),
+        ("R_HEADER_LEN", field::HEADER_LEN.offset()),
+        ("R_TOTAL_LEN", field::TOTAL_LEN.offset()),
+        ("R_CRC", field::CRC.offset()),
+        ("R_FLAGS", field::FLAGS.offset()),
+        ("R_ENTRY", field::ENTRY.offset()),
+        ("R_RUN_COUNT", field::RUN_COUNT.offset()),
+        ("R_ZERO_COUNT", field::ZERO_COUNT.offset()),
+        ("R_RUNS", field::RUNS.offset()),
+        ("R_ZEROS", field::ZEROS.offset()),
+        ("R_CMDLINE", field::CMDLINE.offset()),
+        ("R_KERNEL_NAME", field::KERNEL_NAME.offset()),
+        ("R_LOADER_NAME", field::LOADER_NAME.offset()),
+        ("R_BOOT_PART", field::BOOT_PARTITION.offset()),
+        ("R_SUM_A", field::SUM_A.offset()),
+        ("R_SUM_B", field::SUM_B.offset()),
+        ("R_KERNEL_SIZE", field::KERNEL_SIZE.offset()),
+        ("R_STAGE2_CRC", field::STAGE2_CRC.offset()),
+        ("R_KERNEL_LBA", field::KERNEL_LBA.offset()),
+        ("R_VIDEO_TYPE", field::VIDEO_MODE_TYPE.offset()),
+        ("R_VIDEO_WIDTH", field::VIDEO_WIDTH.offset()),
+        ("R_VIDEO_HEIGHT", field::VIDEO_HEIGHT.offset()),
+    ];
+    for name in required {
+        assert!(named.iter().any(|(n, _)| n == name), "{name} is not a record field");
+    }
+    for (name, offset) in named {
+        let Some(line) = source.lines().find(|l| l.split_whitespace().next() == Some(name)) else {
+            assert!(!required.contains(&name), "{name} is not defined in {file}");
+            continue;
+        };
+        let hex = line.split(';').next().unwrap_or(line).rsplit("0x").next().unwrap();
+        let defined = usize::from_str_radix(hex.trim(), 16).unwrap_or_else(|e| panic!("{file}: {line}: {e}"));
+        assert_eq!(defined, offset, "{file}: {name}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,10 +48,11 @@
 ;        structure (flags 0, 1, 2, 6, 9, and 12 with a framebuffer), CS a flat 32-bit code
 ;        segment, DS/ES/FS/GS/SS flat 32-bit data segments, A20 on, CR0.PE = 1, CR0.PG = 0,
 ;        EFLAGS = 2.
-;   No kernel range can overwrite the staging buffer, the low block or the map: they are
-;   allocated after the kernel's free pages are reserved, and boot-services pages are in use
-;   until ExitBootServices. Every structure the kernel receives is in the low block, which the
-;   map reports usable.
+;   No kernel range can overwrite the staging buffer or the low block: they are allocated after
+;   the kernel's free pages are reserved, boot-services pages are in use until ExitBootServices,
+;   and a memory map buffer the firmware outgrows is kept, not freed, so that no hole opens in
+;   a kernel range for a later allocation (the map itself is read before anything is copied).
+;   Every structure the kernel receives is in the low block, which the map reports usable.
 ;
 ; Loader header (start of .text, read by boot/uefi/mod.rs):
 ;   00h 8 signature "UKMKEFI1"   08h 2 loader version   0Ah 2 boot record format read (2)
@@ -174,6 +175,7 @@ PAGE_SHIFT          equ 12
 PAGE_SIZE           equ 0x1000
 MAP_SLACK           equ 64                 ; descriptors of room beyond what the map needs now
 MAP_TRIES           equ 4
+OLD_MAPS_MAX        equ 8                  ; smaller map buffers kept until the end
 EBS_TRIES           equ 8
 ALLOC_MAX           equ 128                ; page allocations tracked for clean-up
 LOW_MAX             equ 0x9ffff            ; highest address of the preferred low block
@@ -237,6 +239,7 @@ RSDP_NO_READBACK    equ 5
 ; the machine
 COM1                equ 0x3f8
 UART_POLLS          equ 0x100000
+UART_THR_EMPTY      equ 0x20                ; line status: transmitter holding register empty
 SEL_CODE32          equ 0x08
 SEL_DATA32          equ 0x10
 GDT_CODE32          equ 0x00cf9b000000ffff ; flat 32-bit code, accessed
@@ -280,6 +283,24 @@ KIND_ZERO           equ 1
 %if LB_STRINGS + RECORD_MAX > LB_COPY
 %error "the strings do not fit below the copy list"
 %endif
+
+; UART_SEND: sends AH on COM1, waiting at most UART_POLLS polls of the line status register for
+; the transmitter, so a machine without a UART cannot hang the loader. The same bytes work in
+; 64-bit code and in the 32-bit trampoline. Clobbers AL, ECX, DX.
+%macro UART_SEND 0
+    mov ecx, UART_POLLS
+    mov dx, COM1 + 5
+%%wait:
+    in al, dx
+    test al, UART_THR_EMPTY
+    jnz %%send
+    dec ecx
+    jnz %%wait
+%%send:
+    mov al, ah
+    mov dx, COM1
+    out dx, al
+%endmacro
 
 ; ---------------------------------------------------------------------------------------------
 ; PE32+ headers.
@@ -957,14 +978,19 @@ get_memory_map:
     inc qword [v_map_tries]
     cmp qword [v_map_tries], MAP_TRIES
     ja .failed
-    mov rcx, [v_map]
-    test rcx, rcx
+    ; A smaller buffer stays allocated (freed only if the loader fails): freed, it could leave
+    ; a hole inside a kernel range that a later allocation would take.
+    mov rax, [v_map]
+    test rax, rax
     jz .allocate
+    mov rcx, [v_old_map_count]
+    cmp rcx, OLD_MAPS_MAX
+    jae .failed
+    lea rdx, [v_old_maps]
+    mov [rdx + rcx * 8], rax
+    inc qword [v_old_map_count]
     mov qword [v_map], 0
     mov qword [v_map_cap], 0
-    mov rax, [v_bs]
-    mov rax, [rax + BS_FREE_POOL]
-    call efi_call
 .allocate:
     mov rax, [v_desc_size]
     cmp rax, MD_MIN_SIZE * 2
@@ -2202,18 +2228,7 @@ tramp_start:
     test al, al
     jz .halt
     mov ah, al
-    mov ecx, UART_POLLS
-    mov dx, COM1 + 5
-.wait:
-    in al, dx
-    test al, 0x20
-    jnz .send
-    dec ecx
-    jnz .wait
-.send:
-    mov al, ah
-    mov dx, COM1
-    out dx, al
+    UART_SEND
     jmp .putc
 .halt:
     hlt
@@ -2296,7 +2311,7 @@ halt:
     hlt
     jmp halt
 
-; Frees every page allocation and the map buffer.
+; Frees every page allocation and the map buffers.
 release_memory:
     mov r12, [v_alloc_count]
     lea r13, [v_allocs]
@@ -2313,14 +2328,25 @@ release_memory:
     jmp .pages
 .pool:
     mov qword [v_alloc_count], 0
-    mov rcx, [v_map]
-    test rcx, rcx
-    jz .done
+    mov rax, [v_map]
+    mov rcx, [v_old_map_count]
+    lea rdx, [v_old_maps]
+    mov [rdx + rcx * 8], rax       ; the current buffer last (OLD_MAPS_MAX + 1 slots)
+    lea r12, [rcx + 1]
+    mov r13, rdx
     mov qword [v_map], 0
+    mov qword [v_old_map_count], 0
+.free_pool:
+    mov rcx, [r13]
+    test rcx, rcx
+    jz .next_pool
     mov rax, [v_bs]
     mov rax, [rax + BS_FREE_POOL]
     call efi_call
-.done:
+.next_pool:
+    add r13, 8
+    dec r12
+    jnz .free_pool
     ret
 
 ; ---------------------------------------------------------------------------------------------
@@ -2483,18 +2509,7 @@ serial_init:
 serial_putc:
     push rcx
     mov ah, al
-    mov ecx, UART_POLLS
-    mov dx, COM1 + 5
-.wait:
-    in al, dx
-    test al, 0x20
-    jnz .send
-    dec ecx
-    jnz .wait
-.send:
-    mov al, ah
-    mov dx, COM1
-    out dx, al
+    UART_SEND
     pop rcx
     ret
 
@@ -2740,7 +2755,9 @@ v_fb_colors         equ bss_start + 0x130  ; 6 bytes
 v_chipset           equ bss_start + 0x138
 v_line_len          equ bss_start + 0x140
 v_tail              equ bss_start + 0x148
-v_rsdp              equ bss_start + 0x180  ; RSDP_MAX bytes
+v_old_map_count     equ bss_start + 0x150
+v_old_maps          equ bss_start + 0x158  ; OLD_MAPS_MAX + 1 pointers, to 0x1a0
+v_rsdp              equ bss_start + 0x1a0  ; RSDP_MAX bytes, to 0x1e0
 v_line              equ bss_start + 0x200  ; LINE_MAX + 1 bytes
 v_line16            equ bss_start + 0x400  ; (LINE_MAX + 3) UCS-2 units
 v_path              equ bss_start + 0x800  ; PATH_CHARS UCS-2 units
@@ -2757,4 +2774,7 @@ image_end           equ data_end + bss_size
 %endif
 %if ALLOC_MAX * 16 > 0x800
 %error "allocation table overlaps the ranges"
+%endif
+%if 0x158 + (OLD_MAPS_MAX + 1) * 8 > 0x1a0 || 0x1a0 + RSDP_MAX > 0x200
+%error "the map buffer list or the RSDP copy overlaps the next variable"
 %endif
