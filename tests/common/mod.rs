@@ -9,6 +9,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod fixtures;
+pub mod gcp;
 pub mod qemu;
 
 use std::io::Write;

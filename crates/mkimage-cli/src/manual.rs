@@ -16,6 +16,12 @@ pub(crate) fn pages(tool: &clap::Command) -> Vec<(String, clap::Command)> {
         let cmd =
             sub.clone().name(page.clone()).bin_name(format!("{name} {}", sub.get_name())).version(version.clone());
         pages.push((page, cmd));
+        // Nested subcommands (`push gce`) have pages of their own too.
+        for nested in sub.get_subcommands().filter(|s| s.get_name() != "help") {
+            let page = format!("{name}-{}-{}", sub.get_name(), nested.get_name());
+            let bin = format!("{name} {} {}", sub.get_name(), nested.get_name());
+            pages.push((page.clone(), nested.clone().name(page).bin_name(bin).version(version.clone())));
+        }
     }
     pages.push((dropin::PROGRAM.to_string(), dropin::manual_command()));
     pages

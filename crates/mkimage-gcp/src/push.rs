@@ -274,7 +274,7 @@ impl Run<'_> {
                     while !cancel() {
                         tokio::time::sleep(CANCEL_POLL).await;
                     }
-                } => Err(PushError::Interrupted { cleanup: String::new() }),
+                } => Err(interrupted()),
             }
         })
     }
@@ -400,7 +400,7 @@ impl Run<'_> {
     /// Cancels the session and returns `error`, or the interruption that caused it.
     fn abandon(&self, session: &str, error: PushError) -> PushError {
         let cancelled = self.publisher.runtime.block_on(self.storage.cancel(session));
-        let error = if (self.cancel)() { PushError::Interrupted { cleanup: String::new() } } else { error };
+        let error = if (self.cancel)() { interrupted() } else { error };
         match error {
             PushError::Interrupted { .. } => PushError::Interrupted {
                 cleanup: if cancelled {
@@ -492,7 +492,7 @@ impl Run<'_> {
         let mut buffer = vec![0u8; CHUNK_SIZE];
         loop {
             if (self.cancel)() {
-                return Err(PushError::Interrupted { cleanup: String::new() });
+                return Err(interrupted());
             }
             let n = read_full(&mut reader, &mut buffer)
                 .map_err(|source| PushError::Read { source_name: name.into(), source })?;
@@ -526,7 +526,7 @@ impl Run<'_> {
         let mut ask_status = false;
         loop {
             if (self.cancel)() {
-                return Err(PushError::Interrupted { cleanup: String::new() });
+                return Err(interrupted());
             }
             let attempt = if ask_status {
                 self.block_on(async { Ok(self.storage.status(&what, session).await) })?
@@ -610,7 +610,7 @@ impl Run<'_> {
             other => other,
         };
         if (self.cancel)() {
-            return Err(interrupted_after_upload(PushError::Interrupted { cleanup: String::new() }));
+            return Err(interrupted_after_upload(interrupted()));
         }
         if existing_image {
             events(Event::Step(format!("deleting the existing image {}", plan.image_path())));
@@ -637,6 +637,11 @@ impl Run<'_> {
             })?;
         Ok(Outcome { plan, object, uploaded, replaced_image: existing_image, image })
     }
+}
+
+/// An interruption before anything was created; the upload and image steps say more.
+fn interrupted() -> PushError {
+    PushError::Interrupted { cleanup: "nothing was created".into() }
 }
 
 /// Says what was found in the source and what the plan adds.
